@@ -1,0 +1,214 @@
+import { z } from 'zod';
+import {
+  absolutePath,
+  absolutePathList,
+  apiUrlList,
+  boolText,
+  bootifText,
+  enumText,
+  hostText,
+  microversionText,
+  numberText,
+  portText,
+  tokenText,
+} from './values.ts';
+
+/**
+ * Every option the agent reads: its kernel parameter (IPA's `ipa-*` name where IPA has
+ * one, `ina-*` for ours), the flag that overrides it, the parser and the default.
+ * The flag is the option name in kebab case (`lookupTimeout` -> `--lookup-timeout`).
+ * README's configuration reference is checked against this table by a test.
+ */
+export interface OptionSpec<T> {
+  /** Kernel command line name; absent for flag-only options. */
+  param?: string;
+  /** The flag, when it is not the kebab-case option name. */
+  flag?: string;
+  schema: z.ZodType<T, string>;
+  default: T;
+  /** The flag may be given several times (values accumulate). */
+  repeatable?: boolean;
+  help: string;
+}
+
+function option<T>(spec: OptionSpec<T>): OptionSpec<T> {
+  return spec;
+}
+
+const seconds = numberText({ min: 0 });
+const count = numberText({ min: 0, integer: true });
+
+export const OPTIONS = {
+  apiUrls: option({
+    param: 'ipa-api-url', flag: 'api-url', schema: apiUrlList, default: [] as string[],
+    help: 'Ironic API URL, or a comma-separated list tried in order. Without it the agent runs standalone: no lookup, no heartbeat.',
+  }),
+  insecure: option({
+    param: 'ipa-insecure', schema: boolText, default: false,
+    help: 'Do not verify the TLS certificates of Ironic and of image servers.',
+  }),
+  cafile: option({
+    param: 'ina-cafile', schema: absolutePath, default: undefined as string | undefined,
+    help: 'CA bundle (PEM) for outgoing TLS (IPA option cafile).',
+  }),
+  certfile: option({
+    param: 'ina-certfile', schema: absolutePath, default: undefined as string | undefined,
+    help: 'Client certificate (PEM) presented to Ironic (IPA option certfile).',
+  }),
+  keyfile: option({
+    param: 'ina-keyfile', schema: absolutePath, default: undefined as string | undefined,
+    help: 'Private key of the client certificate (IPA option keyfile).',
+  }),
+  agentToken: option({
+    param: 'ipa-agent-token', schema: tokenText, default: undefined as string | undefined,
+    help: 'Pre-shared agent token (Ironic passes one with virtual media). Required on every command call when set.',
+  }),
+  globalRequestId: option({
+    param: 'ipa-global-request-id', schema: tokenText, default: undefined as string | undefined,
+    help: 'Sent as X-OpenStack-Request-ID on every call to Ironic.',
+  }),
+  listenHost: option({
+    param: 'ipa-listen-host', schema: hostText, default: undefined as string | undefined,
+    help: 'Address the agent API binds to. Default :: when IPv6 is enabled, else 0.0.0.0.',
+  }),
+  listenPort: option({
+    param: 'ipa-listen-port', schema: portText, default: 9999,
+    help: 'Port the agent API binds to.',
+  }),
+  advertiseHost: option({
+    param: 'ipa-advertise-host', schema: hostText, default: undefined as string | undefined,
+    help: 'Host or IP put into callback_url. Default: the source address of the route to Ironic.',
+  }),
+  advertisePort: option({
+    param: 'ipa-advertise-port', schema: portText, default: 9999,
+    help: 'Port put into callback_url.',
+  }),
+  advertiseProtocol: option({
+    param: 'ipa-advertise-protocol', schema: enumText(['http', 'https']), default: 'http' as 'http' | 'https',
+    help: 'Scheme of callback_url; auto-TLS switches it to https.',
+  }),
+  networkInterface: option({
+    param: 'ipa-network-interface', schema: z.string().regex(/^[\w.:-]+$/, 'expected an interface name'), default: undefined as string | undefined,
+    help: 'Advertise the IPv4 address of this interface.',
+  }),
+  ipLookupAttempts: option({
+    param: 'ipa-ip-lookup-attempts', schema: numberText({ min: 1, integer: true }), default: 6,
+    help: 'Attempts to find the advertise address from the route to Ironic.',
+  }),
+  ipLookupSleep: option({
+    param: 'ipa-ip-lookup-timeout', schema: seconds, default: 10,
+    help: 'Seconds between those attempts.',
+  }),
+  lookupTimeout: option({
+    param: 'ipa-lookup-timeout', schema: seconds, default: 600,
+    help: 'Seconds to keep retrying lookup before the agent exits with an error.',
+  }),
+  lookupInterval: option({
+    param: 'ipa-lookup-interval', schema: seconds, default: 1,
+    help: 'Initial (and minimum) seconds between lookup attempts.',
+  }),
+  lookupMaxInterval: option({
+    param: 'ina-lookup-max-interval', schema: numberText({ min: 0.1 }), default: 60,
+    help: 'Cap of the exponential lookup back-off (IPA: fixed 60).',
+  }),
+  heartbeatMinInterval: option({
+    param: 'ina-heartbeat-min-interval', schema: numberText({ min: 0.1 }), default: 5,
+    help: 'Seconds between a heartbeat and an early one forced by a finished command (IPA: fixed 5).',
+  }),
+  httpRequestTimeout: option({
+    param: 'ipa-http-request-timeout', schema: numberText({ min: 0.1 }), default: 30,
+    help: 'Timeout in seconds of each call to the Ironic API.',
+  }),
+  ironicApiVersion: option({
+    param: 'ipa-ironic-api-version', schema: microversionText, default: undefined as readonly [number, number] | undefined,
+    help: 'Use this Ironic API microversion instead of discovering it.',
+  }),
+  bootif: option({
+    param: 'BOOTIF', schema: bootifText, default: undefined as string | undefined,
+    help: 'MAC of the PXE interface as pxelinux passes it; reported as boot.pxe_interface.',
+  }),
+  debug: option({
+    param: 'ipa-debug', schema: boolText, default: false,
+    help: 'Debug logging.',
+  }),
+  tlsMinVersion: option({
+    param: 'ipa-tls-min-version', schema: enumText(['1.2', '1.3']), default: '1.2' as '1.2' | '1.3',
+    help: 'Minimum TLS version of the agent API and of calls to Ironic; Ironic may raise it in lookup.',
+  }),
+  tlsCipherSuites: option({
+    param: 'ipa-tls-cipher-suites', schema: z.string().regex(/^[\w:+!.-]+$/, 'expected an OpenSSL cipher list'), default: undefined as string | undefined,
+    help: 'TLS 1.2 cipher list (OpenSSL syntax). Default: ECDHE-ECDSA/RSA with AES-GCM.',
+  }),
+  tlsCertificateCurve: option({
+    param: 'ipa-tls-certificate-curve', schema: enumText(['p256', 'p384', 'p521']), default: 'p384' as 'p256' | 'p384' | 'p521',
+    help: 'Curve of the auto-TLS key.',
+  }),
+  enableAutoTls: option({
+    param: 'ina-enable-auto-tls', schema: boolText, default: true,
+    help: 'Serve HTTPS with a self-signed certificate sent to Ironic as agent_verify_ca (Ironic >= 1.68).',
+  }),
+  autoTlsAllowedClockSkew: option({
+    param: 'ina-auto-tls-allowed-clock-skew', schema: seconds, default: 3600,
+    help: 'Seconds the auto-TLS certificate is back-dated by.',
+  }),
+  listenTls: option({
+    param: 'ina-listen-tls', schema: boolText, default: false,
+    help: 'Serve HTTPS with --tls-cert-file/--tls-key-file (disables auto-TLS).',
+  }),
+  tlsCertFile: option({
+    param: 'ina-tls-cert-file', schema: absolutePath, default: undefined as string | undefined,
+    help: 'Certificate of the agent API when listen-tls is on.',
+  }),
+  tlsKeyFile: option({
+    param: 'ina-tls-key-file', schema: absolutePath, default: undefined as string | undefined,
+    help: 'Private key of the agent API when listen-tls is on.',
+  }),
+  hardwareInitializationDelay: option({
+    param: 'ipa-hardware-initialization-delay', schema: seconds, default: 0,
+    help: 'Seconds to sleep before doing anything (slow RAID controllers).',
+  }),
+  diskWaitAttempts: option({
+    param: 'ipa-disk-wait-attempts', schema: count, default: 10,
+    help: 'Attempts to see a suitable root disk at start-up.',
+  }),
+  diskWaitDelay: option({
+    param: 'ipa-disk-wait-delay', schema: seconds, default: 3,
+    help: 'Seconds between those attempts.',
+  }),
+  imageDownloadConnectionTimeout: option({
+    param: 'ipa-image-download-connection-timeout', schema: numberText({ min: 0.1 }), default: 60,
+    help: 'Connect and read-idle timeout of image downloads, seconds.',
+  }),
+  imageDownloadConnectionRetries: option({
+    param: 'ipa-image-download-connection-retries', schema: count, default: 9,
+    help: 'Retries of a failed image download.',
+  }),
+  imageDownloadConnectionRetryInterval: option({
+    param: 'ipa-image-download-connection-retry-interval', schema: seconds, default: 10,
+    help: 'Seconds between image download retries.',
+  }),
+  imageDownloadMaxDuration: option({
+    param: 'ipa-image-download-max-duration', schema: seconds, default: 0,
+    help: 'Abort an image download running longer than this many seconds in total (0: no limit).',
+  }),
+  allowDevice: option({
+    param: 'ina-allow-device', schema: absolutePathList, default: [] as string[], repeatable: true,
+    help: 'Only these block devices may be written, wiped or erased (comma list on the kernel command line; the flag repeats).',
+  }),
+  stateDir: option({
+    param: 'ina-state-dir', schema: absolutePath, default: '/run/ironic-node-agent',
+    help: 'Where the agent keeps its TLS certificate and key.',
+  }),
+  simulatePower: option({
+    schema: boolText, default: false,
+    help: 'Log power actions (power_off, reboot, lockdown) instead of doing them, then behave as a freshly booted ramdisk. For tests and the demo; flag only.',
+  }),
+} as const;
+
+export type OptionName = keyof typeof OPTIONS;
+export type OptionValues = { [K in OptionName]: (typeof OPTIONS)[K]['default'] };
+
+export function flagName(name: string): string {
+  const spec = (OPTIONS as Record<string, OptionSpec<unknown>>)[name];
+  return spec?.flag ?? name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}

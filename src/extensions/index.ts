@@ -1,0 +1,17 @@
+import { logExtension } from './log.ts';
+import { standbyExtension } from './standby.ts';
+import { stepsExtension } from './steps.ts';
+import { systemExtension } from './system.ts';
+import type { Extension } from './types.ts';
+
+/** Every extension the agent serves, by wire name (spec §7). */
+export function builtinExtensions(): Extension[] {
+  return [
+    standbyExtension(),
+    stepsExtension('deploy'),
+    stepsExtension('clean'),
+    stepsExtension('service'),
+    systemExtension,
+    logExtension,
+  ];
+}

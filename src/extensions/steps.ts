@@ -1,0 +1,95 @@
+import { isDeepStrictEqual } from 'node:util';
+import { z } from 'zod';
+import {
+  AgentError,
+  cleaningError,
+  deploymentError,
+  methodNotFound,
+  servicingError,
+  versionMismatch,
+} from '../errors.ts';
+import type { NodeDict, StepKind } from '../steps/types.ts';
+import { command, type CommandContext, type Extension } from './types.ts';
+
+const WRAP_ERROR: Record<StepKind, (details: string) => AgentError> = {
+  deploy: deploymentError,
+  clean: cleaningError,
+  service: servicingError,
+};
+
+const node = z.record(z.string(), z.unknown()).optional();
+/** Ironic sends a list; IPA's own tests send `{}`. Neither is read by the built-in steps. */
+const ports = z.union([z.array(z.unknown()), z.record(z.string(), z.unknown())]).optional();
+
+const stepDict = z.looseObject({
+  step: z.string().min(1),
+  interface: z.string().optional(),
+  args: z.record(z.string(), z.unknown()).nullish(),
+});
+
+/**
+ * `<kind>.get_<kind>_steps` and `<kind>.execute_<kind>_step` for deploy, clean and service
+ * (spec §8.5). The conductor gets the deduplicated steps keyed by provider, and every step
+ * result echoes the step as received, which is how Ironic recognises its completion (§8.7).
+ */
+export function stepsExtension(kind: StepKind): Extension {
+  const versionKey = `${kind}_version`;
+  const getSteps = command('sync', z.looseObject({ node, ports }), async (params, ctx) => {
+    ctx.conductor.cacheNode(params.node as NodeDict | undefined);
+    return {
+      [`${kind}_steps`]: ctx.steps.stepsFor(kind, ctx),
+      hardware_manager_version: ctx.steps.versions(),
+    };
+  });
+
+  const executeStep = command(
+    'async',
+    z.looseObject({ step: stepDict, node, ports }).superRefine((params, issue) => {
+      const v = params[versionKey];
+      if (v !== undefined && v !== null && (typeof v !== 'object' || Array.isArray(v))) {
+        issue.addIssue({ code: 'custom', path: [versionKey], message: 'expected an object of {manager: version}' });
+      }
+    }),
+    async (params, ctx) => {
+      const { step, node: nodeDict, ports: portList, ...kwargs } = params;
+      const usedVersions = kwargs[versionKey] as Record<string, unknown> | null | undefined;
+      delete kwargs[versionKey];
+      ctx.conductor.cacheNode(nodeDict as NodeDict | undefined);
+      const current = ctx.steps.versions();
+      if (usedVersions && Object.keys(usedVersions).length > 0 && !isDeepStrictEqual(usedVersions, current)) {
+        throw versionMismatch(current, usedVersions);
+      }
+      const result = await runStep(kind, step.step, { ...kwargs, ...(step.args ?? {}) }, nodeDict as NodeDict | undefined, portList, ctx);
+      return { [`${kind}_result`]: result ?? null, [`${kind}_step`]: step };
+    },
+  );
+
+  return {
+    name: kind,
+    commands: { [`get_${kind}_steps`]: getSteps, [`execute_${kind}_step`]: executeStep },
+  };
+}
+
+async function runStep(
+  kind: StepKind,
+  name: string,
+  args: Record<string, unknown>,
+  nodeDict: NodeDict | undefined,
+  portList: unknown,
+  ctx: CommandContext,
+): Promise<unknown> {
+  const found = ctx.steps.find(kind, name, ctx);
+  if (!found) throw methodNotFound(name);
+  ctx.log.info({ kind, step: name, provider: found.provider.displayName }, `running ${kind} step ${name}`);
+  try {
+    return await found.definition.run(
+      { args, node: nodeDict, ports: Array.isArray(portList) ? portList : [], kind },
+      ctx,
+    );
+  } catch (err) {
+    if (err instanceof AgentError) throw err;
+    const cls = err instanceof Error ? err.name : 'Error';
+    const text = err instanceof Error ? err.message : String(err);
+    throw WRAP_ERROR[kind](`Unexpected exception performing ${kind} step ${name}. ${cls}: ${text}`);
+  }
+}

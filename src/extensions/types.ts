@@ -1,0 +1,35 @@
+import type { z } from 'zod';
+import type { AgentContext } from '../agent-context.ts';
+
+/** IPA runs some commands to completion in the request, others in the background (spec §6.6). */
+export type CommandMode = 'sync' | 'async';
+
+export type CommandContext = AgentContext & {
+  /** The bare command name, e.g. `execute_deploy_step`. */
+  readonly commandName: string;
+  /** Progress of a running async command, shown in its result while it runs. */
+  setProgress(progress: unknown): void;
+};
+
+export interface CommandSpec {
+  readonly mode: CommandMode;
+  /** Validates and types the `params` object; a failure is HTTP 400 and nothing is recorded. */
+  readonly params: z.ZodType;
+  /** Called only with what `params` produced. */
+  run(params: unknown, ctx: CommandContext): Promise<unknown>;
+}
+
+/** A named group of commands; `<extension>.<command>` on the wire (spec §7). */
+export interface Extension {
+  readonly name: string;
+  readonly commands: Readonly<Record<string, CommandSpec>>;
+}
+
+/** Declares a command with its parameter schema, keeping the run function typed. */
+export function command<S extends z.ZodType>(
+  mode: CommandMode,
+  params: S,
+  run: (params: z.output<S>, ctx: CommandContext) => Promise<unknown>,
+): CommandSpec {
+  return { mode, params, run: (p, ctx) => run(p as z.output<S>, ctx) };
+}

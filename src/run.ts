@@ -1,0 +1,52 @@
+import { execa, type ExecaError } from 'execa';
+
+export interface RunOptions {
+  input?: string | Buffer;
+  timeoutSeconds?: number;
+  env?: Record<string, string>;
+}
+
+/** Runs an external tool with an argument array (never a shell) and returns its stdout. */
+export type RunCommand = (file: string, args: readonly string[], opts?: RunOptions) => Promise<string>;
+
+/** An external tool that is missing, timed out or exited non-zero, with what it said. */
+export class ToolError extends Error {
+  override name = 'ToolError';
+  readonly tool: string;
+  readonly exitCode: number | undefined;
+  readonly stderr: string;
+
+  constructor(tool: string, message: string, exitCode?: number, stderr = '') {
+    super(message);
+    this.tool = tool;
+    this.exitCode = exitCode;
+    this.stderr = stderr;
+  }
+
+  get missing(): boolean {
+    return this.exitCode === undefined && /not installed/.test(this.message);
+  }
+}
+
+export const runCommand: RunCommand = async (file, args, opts = {}) => {
+  try {
+    const result = await execa(file, args, {
+      input: opts.input,
+      timeout: opts.timeoutSeconds === undefined ? undefined : opts.timeoutSeconds * 1000,
+      env: opts.env,
+      stripFinalNewline: false,
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    return result.stdout;
+  } catch (err) {
+    throw toolError(file, args, err as ExecaError);
+  }
+};
+
+function toolError(file: string, args: readonly string[], err: ExecaError): ToolError {
+  if (err.code === 'ENOENT') return new ToolError(file, `${file} is not installed (needed for: ${file} ${args.join(' ')})`);
+  const stderr = typeof err.stderr === 'string' ? err.stderr : '';
+  const tail = stderr.trim().split('\n').slice(-5).join(' | ');
+  const why = err.timedOut ? 'timed out' : err.signal ? `was killed by ${err.signal}` : `exited with ${err.exitCode}`;
+  return new ToolError(file, `${file} ${args.join(' ')} ${why}${tail ? `: ${tail}` : ''}`, err.exitCode, stderr);
+}
