@@ -37,7 +37,8 @@ export interface AgentOptions {
   run?: RunCommand;
   /** Step providers besides the built-in one (operator plugins, tests). */
   providers?: StepProvider[];
-  extensions?: Extension[];
+  /** Extensions besides the built-in ones (tests). */
+  extraExtensions?: Extension[];
   /** Simulated boot time after a simulated power action. */
   simulatedBootDelaySeconds?: number;
 }
@@ -125,7 +126,7 @@ export class Agent {
       standalone: this.client === undefined,
       refreshNode: () => this.refreshNode(),
     };
-    this.dispatcher = new CommandDispatcher(opts.extensions ?? builtinExtensions(), this.context, {
+    this.dispatcher = new CommandDispatcher([...builtinExtensions(), ...(opts.extraExtensions ?? [])], this.context, {
       asyncFinished: (record) => this.commandFinished(record),
     });
   }
@@ -145,7 +146,7 @@ export class Agent {
     if (this.lifetime.signal.aborted) return;
     this.lifetime.abort();
     await this.goDown('stop');
-    await this.http?.close();
+    this.http?.close();
     this.stopped();
   }
 
@@ -166,7 +167,7 @@ export class Agent {
   private async waitForMacs(): Promise<string[]> {
     const deadline = this.clock.now() + NIC_WAIT_SECONDS;
     for (;;) {
-      const macs = (await listInterfaces({ run: this.runTool })).map((i) => i.mac_address);
+      const macs = (await listInterfaces({ run: this.runTool, withAddresses: false })).map((i) => i.mac_address);
       if (macs.length > 0 || this.clock.now() >= deadline) {
         if (macs.length === 0) this.log.error('no network interface with a MAC address found; lookup will fail');
         return macs;

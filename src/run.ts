@@ -1,4 +1,4 @@
-import { execa, type ExecaError } from 'execa';
+import type { ExecaError } from 'execa';
 
 export interface RunOptions {
   input?: string | Buffer;
@@ -28,7 +28,11 @@ export class ToolError extends Error {
   }
 }
 
+/** execa is loaded on first use: its import costs about 70 ms that start-up does not need. */
+let execaModule: Promise<typeof import('execa')> | undefined;
+
 export const runCommand: RunCommand = async (file, args, opts = {}) => {
+  const { execa } = await (execaModule ??= import('execa'));
   try {
     const result = await execa(file, args, {
       input: opts.input,

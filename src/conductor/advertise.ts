@@ -1,6 +1,6 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { Agent, request } from 'undici';
+import { makeAgent, sendRequest } from './http.ts';
 import type { Clock } from '../clock.ts';
 import type { AgentConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
@@ -81,21 +81,18 @@ async function interfaceAddress(name: string, deps: AdvertiseDeps): Promise<stri
 
 /** Hosts of the API URLs that answer an unverified GET at all; all of them if none answers. */
 async function reachableApiHosts(config: AgentConfig, log: Logger): Promise<string[]> {
-  const dispatcher = new Agent({ connect: { rejectUnauthorized: false, timeout: config.httpRequestTimeout * 1000 } });
   const all = config.apiUrls.map((u) => new URL(u).hostname.replace(/^\[|\]$/g, ''));
   const reachable: string[] = [];
-  try {
-    for (const url of config.apiUrls) {
-      try {
-        const res = await request(url, { dispatcher, headersTimeout: config.httpRequestTimeout * 1000 });
-        await res.body.dump();
-        reachable.push(new URL(url).hostname.replace(/^\[|\]$/g, ''));
-      } catch (err) {
-        log.debug({ url, err: String(err) }, 'API URL not reachable while looking for the advertise address');
-      }
+  for (const url of config.apiUrls) {
+    const agent = makeAgent(url.startsWith('https:') ? 'https:' : 'http:', { insecure: true, tlsMinVersion: '1.2' });
+    try {
+      await sendRequest(url, { method: 'GET', headers: {}, timeoutSeconds: config.httpRequestTimeout, agent });
+      reachable.push(new URL(url).hostname.replace(/^\[|\]$/g, ''));
+    } catch (err) {
+      log.debug({ url, err: String(err) }, 'API URL not reachable while looking for the advertise address');
+    } finally {
+      agent.destroy();
     }
-  } finally {
-    await dispatcher.close();
   }
   return reachable.length > 0 ? reachable : all;
 }

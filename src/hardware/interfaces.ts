@@ -28,11 +28,12 @@ interface IpAddrEntry {
  * The machine's NICs (spec §10.2): physical devices (with a `device` link), VLANs
  * (`name.<id>`) and bonds, from sysfs, with their first IPv4/IPv6 addresses from `ip -j addr`.
  * MACs beginning with `fa:` are locally assigned by the cloud and dropped, as IPA drops them.
+ * `withAddresses: false` skips `ip` when only the MACs are needed (lookup).
  */
-export async function listInterfaces(opts: { run: RunCommand; sysRoot?: string }): Promise<NetworkInterface[]> {
+export async function listInterfaces(opts: { run: RunCommand; sysRoot?: string; withAddresses?: boolean }): Promise<NetworkInterface[]> {
   const netDir = join(opts.sysRoot ?? '/sys', 'class/net');
   const names = (await readdir(netDir).catch(() => [] as string[])).sort();
-  const addresses = await ipAddresses(opts.run);
+  const addresses = opts.withAddresses === false ? new Map<string, { family?: string; local?: string }[]>() : await ipAddresses(opts.run);
   const result: NetworkInterface[] = [];
   for (const name of names) {
     const dir = join(netDir, name);

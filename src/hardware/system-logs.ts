@@ -21,7 +21,7 @@ const COMMANDS: readonly (readonly [name: string, file: string, args: readonly s
   ['mount', 'mount', []],
   ['multipath', 'multipath', ['-ll']],
   ['parted', 'parted', ['-l']],
-  ['ps', 'ps', ['au']],
+  ['ps', 'ps', ['aux']],
 ];
 
 export interface LogSources {
