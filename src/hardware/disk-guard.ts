@@ -73,6 +73,12 @@ export class DiskGuard {
     return resolved;
   }
 
+  /** True when no allowlist is configured or `device` resolves to an allowlisted device. */
+  async allowed(device: string): Promise<boolean> {
+    if (this.allow.length === 0) return true;
+    return this.isAllowed(await realpath(device).catch(() => device));
+  }
+
   private async isAllowed(resolved: string): Promise<boolean> {
     for (const entry of this.allow) {
       const target = await realpath(entry).catch(() => entry);
