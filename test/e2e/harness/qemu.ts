@@ -100,7 +100,9 @@ export class RamdiskVm {
       ...(o.disks ?? []).flatMap((d) => ['-drive', `file=${d},if=virtio,format=raw,cache=unsafe`]),
     ];
     const child = spawn(QEMU_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    return new RamdiskVm(child, o.onLine);
+    // INA_TEST_VM_CONSOLE=1 shows the serial console while the test runs.
+    const show = process.env.INA_TEST_VM_CONSOLE === '1' ? (l: ConsoleLine) => process.stderr.write(`[vm ${l.t.toFixed(1).padStart(6)}] ${l.text}\n`) : undefined;
+    return new RamdiskVm(child, o.onLine ?? show);
   }
 
   /** Seconds since QEMU was spawned. */
