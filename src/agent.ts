@@ -15,7 +15,7 @@ import { IronicHttp } from './conductor/http.ts';
 import { LockPause, lookupNode } from './conductor/lookup.ts';
 import type { ParsedLookup } from './conductor/schemas.ts';
 import { ConductorState } from './conductor/state.ts';
-import { decideToken } from './conductor/token.ts';
+import { decideToken, type TokenDecision } from './conductor/token.ts';
 import { AGENT_VERIFY_CA, atLeast } from './conductor/version.ts';
 import { builtinExtensions } from './extensions/index.ts';
 import type { Extension } from './extensions/types.ts';
@@ -146,6 +146,7 @@ export class Agent {
     if (this.lifetime.signal.aborted) return;
     this.lifetime.abort();
     await this.goDown('stop');
+    await this.dispatcher.reset('the agent is stopping');
     this.http?.close();
     this.stopped();
   }
@@ -190,7 +191,7 @@ export class Agent {
       });
       const decision = decideToken(this.conductor.token, found.token);
       if (decision.action !== 'fatal') {
-        this.applyLookup(found, decision.action === 'store' ? decision.token : undefined, decision.action);
+        this.applyLookup(found, decision);
         return;
       }
       if (!this.config.simulatePower) {
@@ -206,9 +207,9 @@ export class Agent {
     }
   }
 
-  private applyLookup(found: ParsedLookup, newToken: string | undefined, action: 'store' | 'keep' | 'ignore'): void {
-    if (newToken !== undefined) this.conductor.token = newToken;
-    else if (action === 'keep') this.log.warn('lookup returned a masked token; keeping the token the agent already holds');
+  private applyLookup(found: ParsedLookup, decision: Exclude<TokenDecision, { action: 'fatal' }>): void {
+    if (decision.action === 'store') this.conductor.token = decision.token;
+    else if (decision.action === 'keep') this.log.warn('lookup returned a masked token; keeping the token the agent already holds');
     else this.log.warn('lookup returned no usable agent token; Ironic will refuse heartbeats without one');
     this.conductor.node = found.node;
     this.conductor.settings = found.settings;
@@ -330,8 +331,8 @@ export class Agent {
         await this.clock.sleep(delaySeconds, this.lifetime.signal);
         await this.goDown(action);
         this.log.warn({ action }, 'simulated boot: forgetting the token and the command log, looking up again');
+        await this.dispatcher.reset(`simulated ${action}`);
         this.conductor.forget();
-        this.dispatcher.log.clear();
         this.deployment.partitionUuids = {};
         this.deployment.cachedImageId = undefined;
         for (;;) {
@@ -342,6 +343,7 @@ export class Agent {
             if (isAbort(err) || this.lifetime.signal.aborted) return;
             // A ramdisk's service manager restarts an agent whose lookup timed out.
             this.log.error({ err: String(err) }, 'simulated boot failed; starting over as the service manager would');
+            await this.clock.sleep(Math.max(1, this.config.lookupInterval), this.lifetime.signal);
           }
         }
       } catch (err) {

@@ -33,7 +33,7 @@ export interface StepCall {
   kind: StepKind;
 }
 
-export type StepContext = AgentContext & { setProgress(progress: unknown): void };
+export type StepContext = AgentContext & { setProgress(progress: unknown): void; readonly signal: AbortSignal };
 
 /**
  * A step: data plus a function. `priority` may depend on the configuration (e.g.
