@@ -25,6 +25,7 @@ import { PowerControl, type PowerAction } from './hardware/power.ts';
 import type { Logger, LogRing } from './log.ts';
 import { runCommand, type RunCommand } from './run.ts';
 import { genericProvider } from './steps/builtin.ts';
+import { installPlugins } from './steps/plugins/install.ts';
 import { StepRegistry } from './steps/registry.ts';
 import type { StepProvider } from './steps/types.ts';
 import { AGENT_VERSION } from './version.ts';
@@ -137,6 +138,7 @@ export class Agent {
     if (this.config.hardwareInitializationDelay > 0) {
       await this.clock.sleep(this.config.hardwareInitializationDelay, this.lifetime.signal);
     }
+    await installPlugins(this.context);
     await this.boot();
     this.markReady();
     await this.stoppedPromise;
