@@ -58,6 +58,7 @@ export const methodNotFound = (method: string) =>
 export const deviceNotFound = kind('DeviceNotFound', 404, 'Error finding the disk or partition device to deploy the image onto');
 export const protectedDevice = kind('ProtectedDeviceError', 500, 'Clean step failed');
 export const blockDeviceError = kind('BlockDeviceError', 500, 'Block device caused unknown error');
+export const hardwareManagerConfigurationError = kind('HardwareManagerConfigurationError', 500, 'Hardware manager configuration error');
 export const systemRebootError = kind('SystemRebootError', 500, 'Error rebooting system');
 
 /** Any thrown value as the error object of a FAILED command result (spec §6.3, §14.2). */

@@ -1,13 +1,9 @@
 import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
-import { AgentError, versionMismatch } from '../errors.ts';
+import { hardwareManagerConfigurationError as configurationError, versionMismatch } from '../errors.ts';
 import { runStep } from '../steps/engine.ts';
 import type { NodeDict, StepKind } from '../steps/types.ts';
 import { command, type CommandContext, type Extension } from './types.ts';
-
-/** IPA raises this from get_*_steps for a broken container steps file; we also use it for broken plugins. */
-const configurationError = (details: string) =>
-  new AgentError('HardwareManagerConfigurationError', 500, 'Hardware manager configuration error', details);
 
 /** Steps are listed or run only when every provider loaded (see StepRegistry.loadProblems). */
 async function readySteps(ctx: CommandContext): Promise<void> {
