@@ -258,3 +258,45 @@ describe('a broken plugin blocks the steps, not the agent', () => {
     }
   });
 });
+
+describe('the agent process survives what a plugin leaves behind', () => {
+  test('an exception thrown later by a plugin\'s timer, or an unhandled rejection, is logged and the agent serves on', async () => {
+    const { AgentProcess } = await import('../helpers/agent-process.ts');
+    const dir = await pluginDir({
+      'sloppy.mjs': pluginSource(
+        `{ step: 'sloppy', interface: 'deploy', deploy: { priority: 0 }, run: () => { setTimeout(() => { throw new Error('late boom'); }, 20); Promise.reject(new Error('nobody catches me')); return 'returned'; } }`,
+      ),
+    });
+    const agent = await AgentProcess.start({ flags: ['--agent-token', TOKEN, '--plugin-dir', dir.dir] });
+    try {
+      await agent.waitForMessage('agent API listening');
+      const base = `http://127.0.0.1:${agent.port}`;
+      const res = await request(`${base}/v1/commands/?agent_token=${TOKEN}&wait=true`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'deploy.execute_deploy_step', params: { step: { interface: 'deploy', step: 'sloppy' }, node: {}, ports: [] } }),
+      });
+      expect(((await res.body.json()) as { command_result: unknown }).command_result).toMatchObject({ deploy_result: 'returned' });
+      await agent.waitForLog((l) => l.msg === 'uncaught exception' && String(l.err).includes('late boom'));
+      await agent.waitForLog((l) => l.msg === 'unhandled rejection' && String(l.err).includes('nobody catches me'));
+      expect((await request(`${base}/v1/status`)).statusCode).toBe(200);
+    } finally {
+      await agent.stop();
+      await dir.remove();
+    }
+  });
+});
+
+describe('ironic-node-agent steps', () => {
+  test('lists per kind, notes which built-in step a plugin replaces, exits 0 when all plugins load', async () => {
+    const d = await pluginDir({ 'site.ts': pluginSource(`{ step: 'inject_files', interface: 'deploy', deploy: { priority: 90 }, run: () => 1 }`, `name: 'site', version: '3'`) });
+    try {
+      const { code, out } = await stepsCommand([d.dir]);
+      expect(code).toBe(0);
+      expect(out.plugins.map((p) => p.file)).toEqual([`${d.dir}/site.ts`]);
+      expect(out.steps.deploy).toContainEqual(expect.objectContaining({ step: 'inject_files', provider: 'site', replaces: ['GenericHardwareManager'] }));
+      expect(out.steps.service).toContainEqual(expect.objectContaining({ step: 'inject_files', provider: 'GenericHardwareManager', replaces: [] }));
+    } finally {
+      await d.remove();
+    }
+  });
+});
