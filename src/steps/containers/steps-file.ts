@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { parse } from 'yaml';
 import { z } from 'zod';
 import { hardwareManagerConfigurationError as configurationError } from '../../errors.ts';
 import { STEP_INTERFACES } from '../plugins/validate.ts';
@@ -36,6 +35,8 @@ export async function readStepsFile(path: string): Promise<FileStep[]> {
   }
   let doc: unknown;
   try {
+    // Loaded here, not at start-up: most ramdisks have no steps file.
+    const { parse } = await import('yaml');
     doc = parse(text);
   } catch (err) {
     throw configurationError(`container steps file ${path}: not valid YAML: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
