@@ -113,6 +113,7 @@ describe.skipIf(!canRun)('inject_files on a loop device (spec §8.4.1)', () => {
         { path: '/etc/ssh/sshd_config.d/10-site.conf', content: b64('PermitRootLogin no\n'), mode: 0o600, owner: 1000, group: 1001, dirmode: 0o750 },
         { path: '/grub/custom.cfg', partition: 1, content: b64('set timeout=1\n') },
         { path: '/etc/old.conf', deleted: true },
+        { path: '/etc/site/conf.d/x.conf', content: b64('x'), dirmode: 0o700 },
       ],
       {},
       { inject_files: [{ path: '/etc/hostname', content: b64('node-7\n') }] },
@@ -123,6 +124,7 @@ describe.skipIf(!canRun)('inject_files on a loop device (spec §8.4.1)', () => {
       { path: '/etc/ssh/sshd_config.d/10-site.conf', partition: disk.partition(2), action: 'written' },
       { path: '/grub/custom.cfg', partition: disk.partition(1), action: 'written' },
       { path: '/etc/old.conf', partition: disk.partition(2), action: 'deleted' },
+      { path: '/etc/site/conf.d/x.conf', partition: disk.partition(2), action: 'written' },
     ]);
     inspect(disk.partition(2), (root) => {
       expect(readFileSync(join(root, 'etc/hostname'), 'utf8')).toBe('node-7\n');
@@ -130,6 +132,10 @@ describe.skipIf(!canRun)('inject_files on a loop device (spec §8.4.1)', () => {
       expect([conf.mode & 0o7777, conf.uid, conf.gid]).toEqual([0o600, 1000, 1001]);
       expect(statSync(join(root, 'etc/ssh/sshd_config.d')).mode & 0o7777).toBe(0o750);
       expect(existsSync(join(root, 'etc/old.conf'))).toBe(false);
+      // dirmode is for the file's own directory; directories above it get 0755 (IPA's makedirs).
+      expect(statSync(join(root, 'etc/site')).mode & 0o7777).toBe(0o755);
+      expect(statSync(join(root, 'etc/site/conf.d')).mode & 0o7777).toBe(0o700);
+      expect(statSync(join(root, 'etc/hostname')).mode & 0o7777).toBe(0o644);
     });
     inspect(disk.partition(1), (root) => expect(readFileSync(join(root, 'grub/custom.cfg'), 'utf8')).toBe('set timeout=1\n'));
     expect(ourMounts()).toEqual([]);

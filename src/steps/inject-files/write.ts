@@ -25,7 +25,8 @@ export async function placeFile(root: string, file: InjectFile, content: Buffer 
   if (name === undefined) throw deploymentError(`inject_files: ${file.source}.path "${file.path}" names no file`);
   let dir = root;
   let shown = '';
-  for (const part of parts) {
+  for (const [i, part] of parts.entries()) {
+    const leaf = i === parts.length - 1;
     dir = join(dir, part);
     shown += `/${part}`;
     const st = await lstatOrUndefined(dir);
@@ -33,9 +34,11 @@ export async function placeFile(root: string, file: InjectFile, content: Buffer 
     if (st && !st.isDirectory()) throw deploymentError(`inject_files: ${shown} on ${label} is not a directory (needed for ${file.path})`);
     if (!st) {
       if (file.deleted) return 'absent';
-      await mkdir(dir, { mode: file.dirmode ?? 0o755 });
-      // mkdir's mode is filtered by the umask; dirmode is what the operator asked for.
-      if (file.dirmode !== undefined && file.dirmode !== null) await chmod(dir, file.dirmode);
+      // dirmode is for the file's own directory, as IPA's makedirs(mode=dirmode) applies it;
+      // chmod because mkdir's mode is filtered by the umask.
+      const mode = leaf ? (file.dirmode ?? 0o755) : 0o755;
+      await mkdir(dir, { mode });
+      if (leaf && file.dirmode !== undefined && file.dirmode !== null) await chmod(dir, file.dirmode);
     }
   }
   const target = join(dir, name);

@@ -1,5 +1,5 @@
 import { ARG_TYPES, STEP_KINDS, SupportLevel, type StepInterface } from '../types.ts';
-import type { PluginProvider, PluginStep } from './api.ts';
+import type { PluginProvider } from './api.ts';
 
 export const STEP_INTERFACES: readonly StepInterface[] = ['deploy', 'raid', 'bios', 'management', 'firmware'];
 const STEP_KEYS = new Set(['step', 'interface', 'deploy', 'clean', 'service', 'reboot_requested', 'argsinfo', 'timeout', 'run']);
@@ -140,4 +140,3 @@ export function asProvider(value: unknown): PluginProvider {
   return value as PluginProvider;
 }
 
-export type { PluginStep };
