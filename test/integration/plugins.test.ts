@@ -117,6 +117,11 @@ export default {
     { step: 'explode_later', interface: 'deploy', deploy: { priority: 0 }, run: async () => { await null; throw 'a bare string'; } },
     { step: 'hang', interface: 'deploy', deploy: { priority: 0 }, timeout: 1, run: (_a, ctx) => ctx.run('sleep', ['30']) },
     { step: 'cyclic', interface: 'deploy', service: { priority: 0 }, run: () => { const o = {}; o.o = o; return o; } },
+    { step: 'reconfigure', interface: 'deploy', service: { priority: 0, abortable: true }, argsinfo: { level: { description: 'level', type: 'integer' } },
+      run: async (args, ctx) => {
+        for (let i = 1; i <= 3; i++) { ctx.setProgress({ done: i, of: 3 }); await new Promise((r) => setTimeout(r, 300)); }
+        return { kind: ctx.kind, level: args.level ?? null };
+      } },
     { step: 'erase_devices_metadata', interface: 'deploy', clean: { priority: 99, abortable: true }, run: () => 'plugin erase' },
   ],
 };
@@ -222,6 +227,36 @@ describe('plugin steps through the agent, over REST and JSON-RPC', () => {
       type: 'HardwareManagerMethodNotFound', code: 500, message: 'No HardwareManager found to handle method', details: 'Could not find method: no_such_step',
     });
     expect(((await execute('configure', { site: 'x' }, 'service')).command_error as { type: string }).type).toBe('HardwareManagerMethodNotFound');
+  });
+
+  test('service steps go through the same engine: versions checked, progress shown while Ironic polls, step echoed', async () => {
+    const listed = await post('service.get_service_steps', { node: { uuid: 'node-1' }, ports: [] });
+    const result = listed.command_result as { service_steps: Record<string, unknown[]>; hardware_manager_version: Record<string, string> };
+    expect(result.service_steps.acme).toContainEqual({ step: 'reconfigure', priority: 0, interface: 'deploy', reboot_requested: false, abortable: true, argsinfo: { level: { description: 'level' } } });
+    const params = {
+      step: { interface: 'deploy', step: 'reconfigure', args: { level: 2 } }, node: { uuid: 'node-1' }, ports: [],
+      service_version: result.hardware_manager_version,
+    };
+    const started = await call(`/v1/commands/?agent_token=${TOKEN}`, { name: 'service.execute_service_step', params });
+    expect(started.command_status).toBe('RUNNING');
+    let sawProgress = false;
+    for (let i = 0; i < 50; i++) {
+      const res = await request(`${api.url}/v1/commands/?agent_token=${TOKEN}`);
+      const last = ((await res.body.json()) as { commands: { command_status: string; command_result: unknown }[] }).commands.at(-1)!;
+      if (last.command_status === 'RUNNING' && (last.command_result as { progress?: unknown } | null)?.progress) sawProgress = true;
+      if (last.command_status !== 'RUNNING') {
+        expect(last).toMatchObject({
+          command_status: 'SUCCEEDED',
+          command_result: { service_result: { kind: 'service', level: 2 }, service_step: { interface: 'deploy', step: 'reconfigure', args: { level: 2 } } },
+        });
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(sawProgress).toBe(true);
+    const mismatch = await post('service.execute_service_step', { ...params, service_version: { acme: '1.0' } });
+    expect(mismatch.command_status).toBe('CLEAN_VERSION_MISMATCH');
+    expect(mismatch.command_error).toMatchObject({ type: 'VersionMismatch', code: 409 });
   });
 
   test('a plugin step replaces a built-in step of the same name (support level 3 beats GENERIC)', async () => {
