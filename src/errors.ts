@@ -9,6 +9,12 @@ export class AgentError extends Error {
   readonly code: number;
   readonly summary: string;
   readonly details: string;
+  /**
+   * Raise over HTTP even from a sync command. Ironic's agent_client reads failures of sync
+   * commands only from the HTTP status; a FAILED result with 200 is taken as success and ends
+   * in an unrelated TypeError (e.g. iterating a missing `deploy_steps`).
+   */
+  overHttp = false;
 
   constructor(type: string, code: number, summary: string, details: string) {
     super(`${summary}: ${details}`);

@@ -9,7 +9,10 @@ import { command, type CommandContext, type Extension } from './types.ts';
 async function readySteps(ctx: CommandContext): Promise<void> {
   const problems = ctx.steps.loadProblems;
   if (problems.length > 0) {
-    throw configurationError(`operator plugins failed to load, so the agent offers no steps until they are fixed: ${problems.join('; ')}`);
+    const err = configurationError(`operator plugins failed to load, so the agent offers no steps until they are fixed: ${problems.join('; ')}`);
+    // Over HTTP, so that Ironic puts the reason into last_error instead of a TypeError.
+    err.overHttp = true;
+    throw err;
   }
   await ctx.steps.refresh(ctx);
 }

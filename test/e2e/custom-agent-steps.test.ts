@@ -7,6 +7,7 @@ import { runCommand } from '../../src/run.ts';
 import { AgentProcess, type LogLine } from '../helpers/agent-process.ts';
 import { isRoot, prerequisite } from '../helpers/env.ts';
 import { LoopDevice } from '../helpers/loop.ts';
+import { pluginDir } from '../helpers/plugin-dir.ts';
 import { IRONIC_BIN, Ironic, type NodeView } from './harness/ironic.ts';
 
 const canRun = prerequisite('Ironic (apt-get install python3-ironic ironic-common) and root for loop devices', existsSync(IRONIC_BIN) && isRoot);
@@ -110,6 +111,22 @@ describe.skipIf(!canRun)('custom-agent with operator plugin steps, driven by an 
     await ironic.provision(uuid, 'deleted');
   });
 
+  test('a plugin step that hangs past its timeout ends in deploy failed, and the agent serves the next deploy', async () => {
+    await ironic.provision(uuid, 'active', { wait: null, deploySteps: [{ interface: 'deploy', step: 'hang_forever', args: {}, priority: 85 }] });
+    const failed = await ironic.waitFor(uuid, (n) => n.provision_state === 'deploy failed', 120, 'deploy failed');
+    expect(failed.last_error).toContain(`deploy step hang_forever did not finish within its timeout of 2 s (plugin ${TEST_PLUGINS}/test-steps.ts)`);
+    await ironic.provision(uuid, 'deleted');
+  });
+
+  test('a deploy step the agent does not offer is refused by Ironic before anything runs', async () => {
+    const from = agent.lines.length;
+    await ironic.provision(uuid, 'active', { wait: null, deploySteps: [{ interface: 'deploy', step: 'no_such_step', args: {}, priority: 75 }] });
+    const failed = await ironic.waitFor(uuid, (n) => n.provision_state === 'deploy failed', 120, 'deploy failed');
+    expect(failed.last_error).toMatch(/no_such_step/);
+    expect(executed(agent, from)).toEqual([]);
+    await ironic.provision(uuid, 'deleted');
+  });
+
   test('a manual clean runs plugin clean steps, resumes after a requested reboot, and polls a long step', async () => {
     expect(await stampOf(disk.path)).toMatchObject({ site: 'fra1' });
     await ironic.provision(uuid, 'manage');
@@ -134,5 +151,28 @@ describe.skipIf(!canRun)('custom-agent with operator plugin steps, driven by an 
     const lastStepAt = agent.lines.findIndex((l, i) => i >= from && l.msg === 'executing command' && (l.params as { step?: { step?: string } }).step?.step === 'wait_a_while');
     expect(rebootAt).toBeGreaterThan(0);
     expect(lastStepAt).toBeGreaterThan(rebootAt);
+  });
+
+  test('a ramdisk with a refused plugin fails the deploy with the reason instead of deploying without it', async () => {
+    const broken = await pluginDir({ 'broken.ts': `export default { name: 'broken', version: '1', steps: [{ step: 'x', interface: 'deploy', deploy: { priority: 100 }, run: () => 1 }] };\n` });
+    try {
+      await agent.stop();
+      // A new agent process cannot use the token Ironic issued to the old one: power-cycle the node.
+      await ironic.setPower(uuid, 'power off');
+      await ironic.setPower(uuid, 'power on');
+      agent = await AgentProcess.start({
+        cmdline: `ipa-api-url=${ironic.url} ipa-lookup-interval=0.2`,
+        flags: [...FAST, '--plugin-dir', EXAMPLE_PLUGINS, '--plugin-dir', broken.dir, '--allow-device', disk.path],
+      });
+      await agent.waitForMessage('operator plugin refused');
+      await ironic.waitFor(uuid, (n) => typeof n.driver_internal_info.agent_url === 'string', 60, 'heartbeat of the new agent');
+      await ironic.provision(uuid, 'provide');
+      await ironic.provision(uuid, 'active', { wait: null });
+      const failed = await ironic.waitFor(uuid, (n) => n.provision_state === 'deploy failed', 120, 'deploy failed');
+      expect(failed.last_error).toContain(`plugin ${broken.dir}/broken.ts: step x: deploy priority 100 is outside the in-band band`);
+      expect(executed(agent)).toEqual([]);
+    } finally {
+      await broken.remove();
+    }
   });
 });
