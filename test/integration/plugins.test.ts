@@ -279,12 +279,11 @@ describe('a broken plugin blocks the steps, not the agent', () => {
         method: 'POST', headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ name: 'deploy.get_deploy_steps', params: { node: {}, ports: [] } }),
       });
+      // An HTTP error, not a FAILED result: Ironic reads sync failures only from the status code.
+      expect(res.statusCode).toBe(500);
       const r = (await res.body.json()) as Record<string, unknown>;
-      expect(r.command_status).toBe('FAILED');
-      expect(r.command_error).toMatchObject({
-        type: 'HardwareManagerConfigurationError',
-        details: expect.stringContaining(`plugin ${dir.dir}/bad.ts: step x: deploy priority 50 is outside the in-band band`),
-      });
+      expect(r.faultstring).toMatch(/^Hardware manager configuration error: operator plugins failed to load/);
+      expect(r.faultstring).toContain(`plugin ${dir.dir}/bad.ts: step x: deploy priority 50 is outside the in-band band`);
       expect(api.logs().some((l) => l.msg === 'operator plugin refused')).toBe(true);
       expect((await request(`${api.url}/v1/status`)).statusCode).toBe(200);
     } finally {
