@@ -11,6 +11,8 @@ PACKAGES=(
   python3-ironic ironic-common
   util-linux fdisk gdisk parted e2fsprogs dosfstools
   qemu-utils xz-utils zstd gzip tar iproute2 curl ca-certificates procps
+  # issue 6: container steps (podman with runc, a local registry, a busybox image)
+  podman runc conmon catatonit netavark docker-registry busybox-static
 )
 
 log() { echo "setup: $*" >&2; }

@@ -25,6 +25,9 @@ import { PowerControl, type PowerAction } from './hardware/power.ts';
 import type { Logger, LogRing } from './log.ts';
 import { runCommand, type RunCommand } from './run.ts';
 import { genericProvider } from './steps/builtin.ts';
+import { containerProvider } from './steps/containers/provider.ts';
+import { injectFilesSteps } from './steps/inject-files/step.ts';
+import { installPlugins } from './steps/plugins/install.ts';
 import { StepRegistry } from './steps/registry.ts';
 import type { StepProvider } from './steps/types.ts';
 import { AGENT_VERSION } from './version.ts';
@@ -118,7 +121,7 @@ export class Agent {
       version: AGENT_VERSION,
       startedAt: Date.now() / 1000,
       conductor: this.conductor,
-      steps: new StepRegistry([genericProvider(), ...(opts.providers ?? [])]),
+      steps: new StepRegistry([genericProvider([...injectFilesSteps]), ...containerProvider(), ...(opts.providers ?? [])]),
       power,
       diskGuard: new DiskGuard({ allowDevices: this.config.allowDevice }),
       run: this.runTool,
@@ -137,6 +140,7 @@ export class Agent {
     if (this.config.hardwareInitializationDelay > 0) {
       await this.clock.sleep(this.config.hardwareInitializationDelay, this.lifetime.signal);
     }
+    await installPlugins(this.context);
     await this.boot();
     this.markReady();
     await this.stoppedPromise;

@@ -2,12 +2,14 @@ import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import { Agent } from './agent.ts';
 import { ConfigError, OPTIONS, flagName, kernelParamsFrom, resolveConfig, type FlagValues } from './config.ts';
 import { createLogger } from './log.ts';
+import { stepsCommand } from './steps/list-steps.ts';
 import { AGENT_VERSION } from './version.ts';
 
 const USAGE = `Usage: ironic-node-agent <command> [options]
 
 Commands:
   agent       run the deploy agent (looks itself up in Ironic, heartbeats, serves the command API)
+  steps       check operator plugins and list the steps the agent offers (steps --help)
   version     print the agent version
   help        this text; "ironic-node-agent agent --help" lists every option
 
@@ -81,6 +83,8 @@ export async function main(argv: string[]): Promise<number> {
     switch (cmd) {
       case 'agent':
         return await runAgent(rest);
+      case 'steps':
+        return await stepsCommand(rest);
       case 'version':
       case '--version':
         process.stdout.write(`${AGENT_VERSION}\n`);

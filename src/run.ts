@@ -4,6 +4,8 @@ export interface RunOptions {
   input?: string | Buffer;
   timeoutSeconds?: number;
   env?: Record<string, string>;
+  /** Kills the tool when aborted (a step past its timeout). */
+  signal?: AbortSignal;
 }
 
 /** Runs an external tool with an argument array (never a shell) and returns its stdout. */
@@ -38,6 +40,7 @@ export const runCommand: RunCommand = async (file, args, opts = {}) => {
       input: opts.input,
       timeout: opts.timeoutSeconds === undefined ? undefined : opts.timeoutSeconds * 1000,
       env: opts.env,
+      cancelSignal: opts.signal,
       stripFinalNewline: false,
       maxBuffer: 64 * 1024 * 1024,
     });
@@ -51,6 +54,6 @@ function toolError(file: string, args: readonly string[], err: ExecaError): Tool
   if (err.code === 'ENOENT') return new ToolError(file, `${file} is not installed (needed for: ${file} ${args.join(' ')})`);
   const stderr = typeof err.stderr === 'string' ? err.stderr : '';
   const tail = stderr.trim().split('\n').slice(-5).join(' | ');
-  const why = err.timedOut ? 'timed out' : err.signal ? `was killed by ${err.signal}` : `exited with ${err.exitCode}`;
+  const why = err.isCanceled ? 'was stopped (the step was cancelled or timed out)' : err.timedOut ? 'timed out' : err.signal ? `was killed by ${err.signal}` : `exited with ${err.exitCode}`;
   return new ToolError(file, `${file} ${args.join(' ')} ${why}${tail ? `: ${tail}` : ''}`, err.exitCode, stderr);
 }

@@ -102,7 +102,7 @@ export class CommandDispatcher {
       record.finish('SUCCEEDED', wrapResult(value, undefined), null);
     } catch (err) {
       // Content errors raised by a sync command reach the caller as HTTP errors (spec §6.6).
-      if (err instanceof AgentError && err.code === 400) throw err;
+      if (err instanceof AgentError && (err.code === 400 || err.overHttp)) throw err;
       this.ctx.log.error({ command: fullName, err: errorMessage(err) }, 'command failed');
       record = new CommandRecord(fullName, 'FAILED');
       record.finish('FAILED', null, toCommandError(err));

@@ -9,6 +9,8 @@ import {
   hostText,
   microversionText,
   numberText,
+  optionWords,
+  wordList,
   portText,
   tokenText,
 } from './values.ts';
@@ -202,6 +204,44 @@ export const OPTIONS = {
   simulatePower: option({
     schema: boolText, default: false,
     help: 'Log power actions (power_off, reboot, lockdown) instead of doing them, then behave as a freshly booted ramdisk. For tests and the demo; flag only.',
+  }),
+
+  // Issue 6: the steps engine, operator plugins, inject_files and container steps.
+  pluginDir: option({
+    param: 'ina-plugin-dir', schema: absolutePathList, default: ['/usr/lib/ironic-node-agent/plugins'] as string[], repeatable: true,
+    help: 'Directories of operator plugins (ES modules .js/.mjs/.ts offering steps). The default may be absent; a directory given explicitly must exist.',
+  }),
+  pluginStepTimeout: option({
+    param: 'ina-plugin-step-timeout', schema: numberText({ min: 1 }), default: 3600,
+    help: 'Seconds a plugin step may run before it fails, unless the step sets its own timeout.',
+  }),
+  injectFilesPriority: option({
+    param: 'ipa-inject-files-priority', schema: count, default: 0,
+    help: 'Priority of the inject_files deploy and service step (0: only when requested).',
+  }),
+  containerRunner: option({
+    param: 'ina-container-runner', schema: enumText(['podman', 'docker']), default: 'podman' as 'podman' | 'docker',
+    help: 'Container runner of the container steps (IPA [container]runner); Ironic may override it in lookup.',
+  }),
+  allowArbitraryContainers: option({
+    param: 'ina-allow-arbitrary-containers', schema: boolText, default: false,
+    help: 'Let step arguments name any container image (IPA [container]allow_arbitrary_containers).',
+  }),
+  allowedContainers: option({
+    param: 'ina-allowed-containers', schema: wordList, default: [] as string[], repeatable: true,
+    help: 'Container images step arguments may name (IPA [container]allowed_containers; comma list on the kernel command line).',
+  }),
+  containerStepsFile: option({
+    param: 'ina-container-steps-file', schema: absolutePath, default: '/etc/ironic-node-agent/container-steps.yaml',
+    help: 'YAML file of container steps baked into the ramdisk (IPA [container]container_steps_file); absent: none.',
+  }),
+  containerPullOptions: option({
+    param: 'ina-container-pull-options', schema: optionWords, default: [] as string[],
+    help: 'Options of "<runner> pull", space-separated (IPA [container]pull_options).',
+  }),
+  containerRunOptions: option({
+    param: 'ina-container-run-options', schema: optionWords, default: ['--rm', '--network=host'] as string[],
+    help: 'Options of "<runner> run", space-separated (IPA [container]run_options).',
   }),
 } as const;
 
