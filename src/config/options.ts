@@ -203,6 +203,11 @@ export const OPTIONS = {
     schema: boolText, default: false,
     help: 'Log power actions (power_off, reboot, lockdown) instead of doing them, then behave as a freshly booted ramdisk. For tests and the demo; flag only.',
   }),
+  // Issue 5: inventory, inspection, cleaning.
+  guardSpecialFilesystems: option({
+    param: 'ipa-guard-special-filesystems', schema: boolText, default: true,
+    help: 'Refuse to erase devices carrying shared-disk cluster filesystems (GPFS, VMFS, GFS2); a node can opt out with driver_internal_info.wipe_special_filesystems=false.',
+  }),
 } as const;
 
 export type OptionName = keyof typeof OPTIONS;
