@@ -28,7 +28,10 @@ export class FakeAtaDrive {
   readonly state: AtaState;
   smartctl: 'ok' | 'unavailable' | 'fails' | 'missing' = 'ok';
 
-  constructor(readonly device: string, state: Partial<AtaState> = {}) {
+  readonly device: string;
+
+  constructor(device: string, state: Partial<AtaState> = {}) {
+    this.device = device;
     this.state = { supported: true, enabled: false, locked: false, frozen: false, enhanced: true, ...state };
   }
 
@@ -102,7 +105,13 @@ export class FakeNvme {
   readonly calls: string[][] = [];
   formatFails = false;
 
-  constructor(readonly device: string, readonly idCtrl: string) {}
+  readonly device: string;
+  readonly idCtrl: string;
+
+  constructor(device: string, idCtrl: string) {
+    this.device = device;
+    this.idCtrl = idCtrl;
+  }
 
   readonly run: RunCommand = async (file, args) => {
     this.calls.push([file, ...args]);
