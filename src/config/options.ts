@@ -36,6 +36,8 @@ function option<T>(spec: OptionSpec<T>): OptionSpec<T> {
 }
 
 const seconds = numberText({ min: 0 });
+/** A comma list of names, empty entries dropped. */
+const nameList = z.string().transform((text) => text.split(',').map((n) => n.trim()).filter((n) => n !== ''));
 const count = numberText({ min: 0, integer: true });
 
 export const OPTIONS = {
@@ -204,6 +206,22 @@ export const OPTIONS = {
     help: 'Log power actions (power_off, reboot, lockdown) instead of doing them, then behave as a freshly booted ramdisk. For tests and the demo; flag only.',
   }),
   // Issue 5: inventory, inspection, cleaning.
+  inspectionCallbackUrl: option({
+    param: 'ipa-inspection-callback-url', schema: apiUrlList, default: [] as string[],
+    help: 'Where to POST the inspection data at start-up (comma list tried in order). Without it, inspection runs only when ipa-inspection-collectors and ipa-api-url are both set (then to <api-url>/v1/continue_inspection).',
+  }),
+  inspectionCollectors: option({
+    param: 'ipa-inspection-collectors', schema: nameList, default: [] as string[],
+    help: 'Inspection collectors, in order: default, logs, pci-devices, numa-topology, dmi-decode (empty: default,logs).',
+  }),
+  inspectionDhcpWaitTimeout: option({
+    param: 'ipa-inspection-dhcp-wait-timeout', schema: seconds, default: 60,
+    help: 'Seconds inspection waits for the PXE interface (or all, see below) to have an IPv4 address.',
+  }),
+  inspectionDhcpAllInterfaces: option({
+    param: 'ipa-inspection-dhcp-all-interfaces', schema: boolText, default: false,
+    help: 'Wait for every interface to have an IPv4 address before inspection, not only the PXE one.',
+  }),
   guardSpecialFilesystems: option({
     param: 'ipa-guard-special-filesystems', schema: boolText, default: true,
     help: 'Refuse to erase devices carrying shared-disk cluster filesystems (GPFS, VMFS, GFS2); a node can opt out with driver_internal_info.wipe_special_filesystems=false.',
