@@ -1,70 +1,15 @@
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { afterAll, afterEach, beforeEach, describe, expect, test } from 'vitest';
 import type { DeviceReport } from '../../src/hardware/erase/report.ts';
 import { runCommand, type RunCommand } from '../../src/run.ts';
 import { isRoot, prerequisite } from '../helpers/env.ts';
 import { runStep, stepContext } from '../helpers/erase-context.ts';
 import { LoopDevice, sh } from '../helpers/loop.ts';
-import { MD_SUPERBLOCK_OFFSET, mdSuperblock12 } from '../helpers/md-superblock.ts';
+
+const MiB = 1024 * 1024;
+import { hasPvcreate, layoutEverything, readAt, signatures, writeAt } from '../helpers/disk-layouts.ts';
 
 const canRun = prerequisite('root (loop devices)', isRoot);
-const MiB = 1024 * 1024;
 const node = (info: Record<string, unknown> = {}) => ({ uuid: 'node-1', properties: {}, instance_info: {}, driver_internal_info: info });
-
-/** Every signature blkid and wipefs can find on the device (and wipefs's exit status). */
-function signatures(device: string): string[] {
-  const found: string[] = [];
-  try {
-    found.push(...sh('blkid', ['-p', '-o', 'export', device]).split('\n').filter((l) => /^(TYPE|PTTYPE)=/.test(l)));
-  } catch {
-    // exit 2: nothing found
-  }
-  const wipefs = JSON.parse(sh('wipefs', ['--json', device]) || '{"signatures":[]}') as { signatures: { type: string }[] };
-  found.push(...wipefs.signatures.map((s) => `wipefs:${s.type}`));
-  return found;
-}
-
-function readAt(device: string, offset: number, length: number): Buffer {
-  const fd = openSync(device, 'r');
-  try {
-    const buf = Buffer.alloc(length);
-    readSync(fd, buf, 0, length, offset);
-    return buf;
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function writeAt(device: string, offset: number, data: Buffer): void {
-  const fd = openSync(device, 'r+');
-  try {
-    writeSync(fd, data, 0, data.length, offset);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-const hasPvcreate = (() => {
-  try {
-    sh('pvcreate', ['--version']);
-    return true;
-  } catch {
-    return false;
-  }
-})();
-
-/** GPT with an ext4, a vfat, a swap, an LVM PV (when lvm2 is there) and an md member partition. */
-function layoutEverything(disk: LoopDevice): void {
-  sh('sfdisk', ['--quiet', disk.path], 'label: gpt\n,8M\n,8M\n,8M\n,8M\n,8M\n');
-  disk.scanPartitions();
-  sh('mkfs.ext4', ['-q', '-F', disk.partition(1)]);
-  sh('mkfs.vfat', [disk.partition(2)]);
-  sh('mkswap', [disk.partition(3)]);
-  if (hasPvcreate) {
-    sh('pvcreate', ['-ff', '-y', '--config', 'devices { obtain_device_list_from_udev=0 use_devicesfile=0 } activation { udev_sync=0 udev_rules=0 }', disk.partition(4)]);
-  }
-  writeAt(disk.partition(5), MD_SUPERBLOCK_OFFSET, mdSuperblock12((8 * MiB) / 512));
-}
 
 describe.skipIf(!canRun)('erase steps on loop devices', () => {
   const disks: LoopDevice[] = [];
