@@ -11,7 +11,7 @@ PACKAGES=(
   python3-ironic ironic-common
   util-linux fdisk gdisk parted e2fsprogs dosfstools
   qemu-utils xz-utils zstd gzip tar iproute2 curl ca-certificates procps
-  hdparm smartmontools lvm2 dmidecode ipmitool psmisc
+  hdparm smartmontools lvm2 dmidecode ipmitool psmisc tcpdump
 )
 
 log() { echo "setup: $*" >&2; }

@@ -222,6 +222,14 @@ export const OPTIONS = {
     param: 'ipa-inspection-dhcp-all-interfaces', schema: boolText, default: false,
     help: 'Wait for every interface to have an IPv4 address before inspection, not only the PXE one.',
   }),
+  collectLldp: option({
+    param: 'ipa-collect-lldp', schema: boolText, default: false,
+    help: 'Listen for LLDP frames on every NIC and report their TLVs in the inventory (interfaces[].lldp); needs tcpdump.',
+  }),
+  lldpTimeout: option({
+    param: 'ipa-lldp-timeout', schema: numberText({ min: 0.1 }), default: 30,
+    help: 'Seconds to listen for LLDP frames.',
+  }),
   guardSpecialFilesystems: option({
     param: 'ipa-guard-special-filesystems', schema: boolText, default: true,
     help: 'Refuse to erase devices carrying shared-disk cluster filesystems (GPFS, VMFS, GFS2); a node can opt out with driver_internal_info.wipe_special_filesystems=false.',

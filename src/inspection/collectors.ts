@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { AgentContext } from '../agent-context.ts';
 import type { Clock } from '../clock.ts';
 import { pickRootDevice } from '../hardware/root-device.ts';
-import { inventoryFor, serialiseDisk, inventoryDisks } from '../hardware/inventory/inventory.ts';
+import { inventoryDisks, inventoryFor, lldpFor, serialiseDisk } from '../hardware/inventory/inventory.ts';
 import { listInterfaces } from '../hardware/interfaces.ts';
 import { collectSystemLogs } from '../hardware/system-logs.ts';
 
@@ -148,12 +148,19 @@ export function parseDmiSections(text: string): { bios: Record<string, string>; 
   return result;
 }
 
+/** `lldp_raw`: the TLVs heard on each interface (spec §10.3), whatever ipa-collect-lldp says. */
+const collectLldpRaw: Collector = async (data, c) => {
+  const names = (await listInterfaces({ run: c.ctx.run, withAddresses: false })).map((n) => n.name);
+  data.lldp_raw = await lldpFor(c.ctx, names);
+};
+
 export const COLLECTORS: Record<string, Collector> = {
   default: collectDefault,
   logs: collectLogs,
   'pci-devices': collectPci,
   'numa-topology': collectNuma,
   'dmi-decode': collectDmi,
+  lldp: collectLldpRaw,
 };
 
 /** Runs the collectors in order; a failing or unknown one is noted and the rest still run (IPA). */

@@ -16,9 +16,10 @@ const FAST = ['--simulate-power', '--heartbeat-min-interval', '1', '--lookup-max
  * Automated cleaning runs metadata erasure only: the conductor's [deploy]erase_devices_priority
  * is 0, as TripleO and metal3 configure it (spec §13), so that what the test proves clean was
  * cleaned by erase_devices_metadata and not hidden by a later full overwrite. The full erase
- * (erase_devices) is exercised by a manual clean below.
+ * (erase_devices) is exercised by a manual clean below. The metadata step keeps the
+ * priority the agent reports (99); the harness turns both off for every other test.
  */
-const METADATA_ONLY = '[deploy]\nerase_devices_priority = 0\n';
+const METADATA_ONLY = '[deploy]\nerase_devices_priority = 0\nerase_devices_metadata_priority = 99\n';
 
 function devicesOf(disk: LoopDevice, parts: number): string[] {
   return [disk.path, ...Array.from({ length: parts }, (_, i) => disk.partition(i + 1))];

@@ -5,6 +5,7 @@ import type { RunCommand } from '../../run.ts';
 import { listDisks, type BlockDevice } from '../block-devices.ts';
 import type { DiskGuard } from '../disk-guard.ts';
 import { listInterfaces, type NetworkInterface } from '../interfaces.ts';
+import { collectLldp, type LldpTlv } from '../lldp.ts';
 import { readBmc } from './bmc.ts';
 import { readCpu, type CpuInfo } from './cpu.ts';
 import { readMemory, type MemoryInfo } from './memory.ts';
@@ -35,6 +36,8 @@ export interface InventorySources {
   /** Ironic's lookup said agent_skip_bmc_detect (management over Redfish). */
   skipBmcDetect: boolean;
   sysRoot?: string;
+  /** LLDP TLVs per interface name, when ipa-collect-lldp is on. */
+  lldp?: (names: string[]) => Promise<Record<string, LldpTlv[]>>;
 }
 
 /**
@@ -67,6 +70,10 @@ export async function collectInventory(src: InventorySources): Promise<Inventory
     readSystemVendor(src.run, sysRoot),
     access(`${sysRoot}/firmware/efi`).then(() => true, () => false),
   ]);
+  if (src.lldp) {
+    const heard = await src.lldp(interfaces.map((i) => i.name));
+    for (const nic of interfaces) nic.lldp = heard[nic.name] ?? null;
+  }
   return {
     interfaces,
     cpu,
@@ -79,11 +86,24 @@ export async function collectInventory(src: InventorySources): Promise<Inventory
   };
 }
 
+/** LLDP is heard once per agent (it takes up to ipa-lldp-timeout) and reused, as IPA caches it. */
+const lldpCache = new WeakMap<AgentContext['conductor'], Promise<Record<string, LldpTlv[]>>>();
+
+export function lldpFor(ctx: AgentContext, names: string[]): Promise<Record<string, LldpTlv[]>> {
+  let cached = lldpCache.get(ctx.conductor);
+  if (!cached) {
+    cached = collectLldp(ctx.run, ctx.log, names, ctx.config.lldpTimeout);
+    lldpCache.set(ctx.conductor, cached);
+  }
+  return cached;
+}
+
 export function inventoryFor(ctx: AgentContext): Promise<Inventory> {
   return collectInventory({
     run: ctx.run,
     diskGuard: ctx.diskGuard,
     bootif: ctx.config.bootif,
     skipBmcDetect: ctx.conductor.settings?.agentSkipBmcDetect === true,
+    ...(ctx.config.collectLldp ? { lldp: (names: string[]) => lldpFor(ctx, names) } : {}),
   });
 }
