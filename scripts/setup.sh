@@ -13,6 +13,8 @@ PACKAGES=(
   qemu-utils xz-utils zstd gzip tar iproute2 curl ca-certificates procps
   # issue 6: container steps (podman with runc, a local registry, a busybox image)
   podman runc conmon catatonit netavark docker-registry busybox-static
+  # issue 5: inventory, cleaning, LLDP
+  hdparm smartmontools lvm2 dmidecode ipmitool psmisc tcpdump
 )
 
 log() { echo "setup: $*" >&2; }

@@ -19,7 +19,10 @@ import { decideToken, type TokenDecision } from './conductor/token.ts';
 import { AGENT_VERIFY_CA, atLeast } from './conductor/version.ts';
 import { builtinExtensions } from './extensions/index.ts';
 import type { Extension } from './extensions/types.ts';
+import { cleaningSteps } from './hardware/cleaning-steps.ts';
 import { DiskGuard } from './hardware/disk-guard.ts';
+import { waitForDisks } from './hardware/disk-wait.ts';
+import { inspect, inspectionUrls } from './inspection/callback.ts';
 import { listInterfaces } from './hardware/interfaces.ts';
 import { PowerControl, type PowerAction } from './hardware/power.ts';
 import type { Logger, LogRing } from './log.ts';
@@ -121,7 +124,7 @@ export class Agent {
       version: AGENT_VERSION,
       startedAt: Date.now() / 1000,
       conductor: this.conductor,
-      steps: new StepRegistry([genericProvider([...injectFilesSteps]), ...containerProvider(), ...(opts.providers ?? [])]),
+      steps: new StepRegistry([genericProvider([...cleaningSteps, ...injectFilesSteps]), ...containerProvider(), ...(opts.providers ?? [])]),
       power,
       diskGuard: new DiskGuard({ allowDevices: this.config.allowDevice }),
       run: this.runTool,
@@ -137,6 +140,15 @@ export class Agent {
   /** Boots, then serves until stop(). Rejects when the first lookup times out (IPA exits non-zero). */
   async run(): Promise<void> {
     this.log.info({ version: AGENT_VERSION, apiUrls: this.config.apiUrls, simulatePower: this.config.simulatePower }, 'agent starting');
+    await waitForDisks({
+      run: this.runTool,
+      log: this.log,
+      clock: this.clock,
+      diskGuard: this.context.diskGuard,
+      attempts: this.config.diskWaitAttempts,
+      delaySeconds: this.config.diskWaitDelay,
+      signal: this.lifetime.signal,
+    });
     if (this.config.hardwareInitializationDelay > 0) {
       await this.clock.sleep(this.config.hardwareInitializationDelay, this.lifetime.signal);
     }
@@ -161,10 +173,11 @@ export class Agent {
   }
 
   private async boot(): Promise<void> {
-    if (this.client) {
-      this.macs = await this.waitForMacs();
-      await this.lookupUntilUsable(this.client);
-    }
+    const inspecting = inspectionUrls(this.config).length > 0;
+    if (this.client || inspecting) this.macs = await this.waitForMacs();
+    // Spec §1.3 step 7: inspection may tell us our node; its failures never stop start-up.
+    const nodeUuid = inspecting ? await inspect(this.context, { clock: this.clock, signal: this.lifetime.signal }) : undefined;
+    if (this.client) await this.lookupUntilUsable(this.client, nodeUuid);
     await this.serve();
     if (this.client) this.startHeartbeat(this.client);
   }
@@ -181,13 +194,13 @@ export class Agent {
     }
   }
 
-  private async lookupUntilUsable(client: IronicClient): Promise<void> {
+  private async lookupUntilUsable(client: IronicClient, nodeUuid: string | undefined): Promise<void> {
     for (;;) {
       const found = await lookupNode(client, this.macs, {
         timeoutSeconds: this.config.lookupTimeout,
         intervalSeconds: this.config.lookupInterval,
         maxIntervalSeconds: this.config.lookupMaxInterval,
-        nodeUuid: undefined,
+        nodeUuid,
         lockPause: this.lockPause,
         clock: this.clock,
         log: this.log,

@@ -65,6 +65,9 @@ export const deviceNotFound = kind('DeviceNotFound', 404, 'Error finding the dis
 export const protectedDevice = kind('ProtectedDeviceError', 500, 'Clean step failed');
 export const blockDeviceError = kind('BlockDeviceError', 500, 'Block device caused unknown error');
 export const hardwareManagerConfigurationError = kind('HardwareManagerConfigurationError', 500, 'Hardware manager configuration error');
+export const blockDeviceEraseError = kind('BlockDeviceEraseError', 500, 'Error erasing block device');
+export const incompatibleHardwareMethod = kind('IncompatibleHardwareMethodError', 500, 'HardwareManager method is not compatible with hardware');
+export const inspectionError = kind('InspectionError', 500, 'Failure in inspection');
 export const systemRebootError = kind('SystemRebootError', 500, 'Error rebooting system');
 
 /** Any thrown value as the error object of a FAILED command result (spec §6.3, §14.2). */

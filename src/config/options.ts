@@ -38,6 +38,8 @@ function option<T>(spec: OptionSpec<T>): OptionSpec<T> {
 }
 
 const seconds = numberText({ min: 0 });
+/** A comma list of names, empty entries dropped. */
+const nameList = z.string().transform((text) => text.split(',').map((n) => n.trim()).filter((n) => n !== ''));
 const count = numberText({ min: 0, integer: true });
 
 export const OPTIONS = {
@@ -242,6 +244,36 @@ export const OPTIONS = {
   containerRunOptions: option({
     param: 'ina-container-run-options', schema: optionWords, default: ['--rm', '--network=host'] as string[],
     help: 'Options of "<runner> run", space-separated (IPA [container]run_options).',
+  }),
+
+  // Issue 5: inventory, inspection, cleaning.
+  inspectionCallbackUrl: option({
+    param: 'ipa-inspection-callback-url', schema: apiUrlList, default: [] as string[],
+    help: 'Where to POST the inspection data at start-up (comma list tried in order). Without it, inspection runs only when ipa-inspection-collectors and ipa-api-url are both set (then to <api-url>/v1/continue_inspection).',
+  }),
+  inspectionCollectors: option({
+    param: 'ipa-inspection-collectors', schema: nameList, default: [] as string[],
+    help: 'Inspection collectors, in order: default, logs, pci-devices, numa-topology, dmi-decode (empty: default,logs).',
+  }),
+  inspectionDhcpWaitTimeout: option({
+    param: 'ipa-inspection-dhcp-wait-timeout', schema: seconds, default: 60,
+    help: 'Seconds inspection waits for the PXE interface (or all, see below) to have an IPv4 address.',
+  }),
+  inspectionDhcpAllInterfaces: option({
+    param: 'ipa-inspection-dhcp-all-interfaces', schema: boolText, default: false,
+    help: 'Wait for every interface to have an IPv4 address before inspection, not only the PXE one.',
+  }),
+  collectLldp: option({
+    param: 'ipa-collect-lldp', schema: boolText, default: false,
+    help: 'Listen for LLDP frames on every NIC and report their TLVs in the inventory (interfaces[].lldp); needs tcpdump.',
+  }),
+  lldpTimeout: option({
+    param: 'ipa-lldp-timeout', schema: numberText({ min: 0.1 }), default: 30,
+    help: 'Seconds to listen for LLDP frames.',
+  }),
+  guardSpecialFilesystems: option({
+    param: 'ipa-guard-special-filesystems', schema: boolText, default: true,
+    help: 'Refuse to erase devices carrying shared-disk cluster filesystems (GPFS, VMFS, GFS2); a node can opt out with driver_internal_info.wipe_special_filesystems=false.',
   }),
 } as const;
 

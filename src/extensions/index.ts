@@ -1,4 +1,5 @@
 import { logExtension } from './log.ts';
+import { pollExtension } from './poll.ts';
 import { standbyExtension } from './standby.ts';
 import { stepsExtension } from './steps.ts';
 import { systemExtension } from './system.ts';
@@ -13,5 +14,6 @@ export function builtinExtensions(): Extension[] {
     stepsExtension('service'),
     systemExtension,
     logExtension,
+    pollExtension,
   ];
 }

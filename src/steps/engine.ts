@@ -66,7 +66,9 @@ export async function runStep(inv: StepInvocation, ctx: CommandContext): Promise
       reject(err);
     }, timeout * 1000);
   });
-  const stepCtx = Object.assign(Object.create(ctx) as CommandContext, { signal: abort.signal, log });
+  // Every tool the step starts is killed with it (timeout, machine down) unless it says otherwise.
+  const run: CommandContext['run'] = (file, args, opts) => ctx.run(file, args, { signal: abort.signal, ...opts });
+  const stepCtx = Object.assign(Object.create(ctx) as CommandContext, { signal: abort.signal, log, run });
   try {
     // Promise.resolve().then: a step that throws synchronously or returns a non-promise is handled alike.
     const running = Promise.resolve().then(() =>
