@@ -77,6 +77,7 @@ export class Agent {
   private advertiseHost: string | undefined;
   private callbackUrl: string | undefined;
   private macs: string[] = [];
+  private disksReady: Promise<void> = Promise.resolve();
   /** A simulated power cycle is under way; a second trigger joins it. */
   private cycling = false;
   private stopped!: () => void;
@@ -140,7 +141,13 @@ export class Agent {
   /** Boots, then serves until stop(). Rejects when the first lookup times out (IPA exits non-zero). */
   async run(): Promise<void> {
     this.log.info({ version: AGENT_VERSION, apiUrls: this.config.apiUrls, simulatePower: this.config.simulatePower }, 'agent starting');
-    await waitForDisks({
+    // The operator's delay for slow hardware (IPA bug 1582797) holds everything back.
+    if (this.config.hardwareInitializationDelay > 0) {
+      await this.clock.sleep(this.config.hardwareInitializationDelay, this.lifetime.signal);
+    }
+    // IPA waits for disks before its lookup; nothing before serving needs them unless we
+    // inspect, so the wait runs beside NIC discovery and lookup (a diskless wait is 30 s).
+    this.disksReady = waitForDisks({
       run: this.runTool,
       log: this.log,
       clock: this.clock,
@@ -148,10 +155,8 @@ export class Agent {
       attempts: this.config.diskWaitAttempts,
       delaySeconds: this.config.diskWaitDelay,
       signal: this.lifetime.signal,
-    });
-    if (this.config.hardwareInitializationDelay > 0) {
-      await this.clock.sleep(this.config.hardwareInitializationDelay, this.lifetime.signal);
-    }
+    }).then(() => undefined);
+    this.disksReady.catch(() => undefined); // an abort (stop) surfaces where it is awaited
     await installPlugins(this.context);
     await this.boot();
     this.markReady();
@@ -176,8 +181,11 @@ export class Agent {
     const inspecting = inspectionUrls(this.config).length > 0;
     if (this.client || inspecting) this.macs = await this.waitForMacs();
     // Spec §1.3 step 7: inspection may tell us our node; its failures never stop start-up.
+    if (inspecting) await this.disksReady;
     const nodeUuid = inspecting ? await inspect(this.context, { clock: this.clock, signal: this.lifetime.signal }) : undefined;
     if (this.client) await this.lookupUntilUsable(this.client, nodeUuid);
+    // Commands (root device, steps) may rely on the disks: they are there before the API serves.
+    await this.disksReady;
     await this.serve();
     if (this.client) this.startHeartbeat(this.client);
   }
