@@ -12,8 +12,9 @@ say('startup: agent start -> first lookup request (median)');
 const startup = await benchStartup();
 Object.assign(report, startup);
 const ratio = (ms: number) => `${(ms / startup.node_baseline_ms).toFixed(1)}x bare node`;
-say(`  bundled agent (as in the ramdisk): ${startup.agent_start_to_lookup_ms} ms (${ratio(startup.agent_start_to_lookup_ms)}; goal < 300 ms: ${startup.agent_start_to_lookup_ms < 300 ? 'met' : 'NOT met'})`);
-say(`  agent from TypeScript sources:    ${startup.agent_source_start_to_lookup_ms} ms (${ratio(startup.agent_source_start_to_lookup_ms)})`);
-say(`  baseline, node start and exit:    ${startup.node_baseline_ms} ms`);
+say(`  bundled agent, V8 compile cache warm: ${startup.agent_start_to_lookup_ms} ms (${ratio(startup.agent_start_to_lookup_ms)})`);
+say(`  bundled agent, no compile cache:      ${startup.agent_cold_start_to_lookup_ms} ms (${ratio(startup.agent_cold_start_to_lookup_ms)}; goal < 300 ms: ${startup.agent_cold_start_to_lookup_ms < 300 ? 'met' : 'NOT met'})`);
+say(`  agent from TypeScript sources:        ${startup.agent_source_start_to_lookup_ms} ms (${ratio(startup.agent_source_start_to_lookup_ms)})`);
+say(`  baseline, node start and exit:        ${startup.node_baseline_ms} ms`);
 
 if (json) process.stdout.write(`${JSON.stringify(report)}\n`);
