@@ -18,6 +18,7 @@ import { ConductorState } from './conductor/state.ts';
 import { decideToken, type TokenDecision } from './conductor/token.ts';
 import { AGENT_VERIFY_CA, atLeast } from './conductor/version.ts';
 import { builtinExtensions } from './extensions/index.ts';
+import { imageSteps } from './extensions/standby-image.ts';
 import type { Extension } from './extensions/types.ts';
 import { cleaningSteps } from './hardware/cleaning-steps.ts';
 import { DiskGuard } from './hardware/disk-guard.ts';
@@ -125,7 +126,7 @@ export class Agent {
       version: AGENT_VERSION,
       startedAt: Date.now() / 1000,
       conductor: this.conductor,
-      steps: new StepRegistry([genericProvider([...cleaningSteps, ...injectFilesSteps]), ...containerProvider(), ...(opts.providers ?? [])]),
+      steps: new StepRegistry([genericProvider([...cleaningSteps, ...injectFilesSteps, ...imageSteps]), ...containerProvider(), ...(opts.providers ?? [])]),
       power,
       diskGuard: new DiskGuard({ allowDevices: this.config.allowDevice }),
       run: this.runTool,
