@@ -15,6 +15,8 @@ PACKAGES=(
   podman runc conmon catatonit netavark docker-registry busybox-static
   # issue 5: inventory, cleaning, LLDP
   hdparm smartmontools lvm2 dmidecode ipmitool psmisc tcpdump
+  # issue 4: config drives (isoinfo for the vfat rebuild, mtools to fill it; genisoimage in tests)
+  genisoimage mtools
 )
 
 log() { echo "setup: $*" >&2; }

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -180,7 +180,7 @@ describe.skipIf(!canRun)('standby.prepare_image onto a loop device (spec §7.1, 
     await writeFile(join(isoDir, 'openstack', 'latest', 'meta_data.json'), '{"uuid": "n1"}');
     const iso = join(dir, 'cd.iso');
     execFileSync('genisoimage', ['-quiet', '-o', iso, '-V', 'config-2', '-r', '-J', isoDir]);
-    const configdrive = gzipSync(execFileSync('cat', [iso])).toString('base64');
+    const configdrive = gzipSync(await readFile(iso)).toString('base64');
     const s = await prepare({ id: 'img-cd', urls: [url], os_hash_algo: 'sha256', os_hash_value: image.sha256 }, configdrive);
     expect(s.command_error).toBeNull();
     // Partition 2 spans the disk's last 64 MiB, as IPA creates it (sgdisk -n 0:-64MB:0).
@@ -190,6 +190,58 @@ describe.skipIf(!canRun)('standby.prepare_image onto a loop device (spec §7.1, 
     // The agent registered the partitions with the kernel itself (this kernel has no parser).
     const label = execFileSync('blkid', ['-p', '-o', 'value', '-s', 'LABEL', disk.partition(2)], { encoding: 'utf8' }).trim();
     expect(label).toBe('config-2');
+  });
+
+  test('404 is fatal at once (ImageDownloadFatalError, no retries), 401 without credentials too', async () => {
+    const s = await prepare({ id: 'img-404', urls: [`${server.url}/nothing-here`], os_hash_algo: 'sha256', os_hash_value: image.sha256 });
+    expect(s.command_error?.type).toBe('ImageDownloadFatalError');
+    expect(s.command_error?.details).toContain('Received status code 404');
+    expect(server.requestsFor('/nothing-here')).toHaveLength(1);
+    const url = server.serve('/private', { path: image.path, authorization: `Basic ${Buffer.from('ironic:secret').toString('base64')}` });
+    const denied = await prepare({ id: 'img-401', urls: [url], os_hash_algo: 'sha256', os_hash_value: image.sha256 });
+    expect(denied.command_error?.type).toBe('ImageDownloadFatalError');
+    const ok = await prepare({
+      id: 'img-basic', urls: [url], os_hash_algo: 'sha256', os_hash_value: image.sha256,
+      image_server_auth_strategy: 'http_basic', image_server_user: 'ironic', image_server_password: 'secret',
+    });
+    expect(ok.command_error).toBeNull();
+    expect(JSON.stringify(api.logs())).not.toContain('secret');
+  });
+
+  test('a stalled server is resumed after the read timeout', async () => {
+    const url = serve(image, 'stall');
+    server.inject('/stall', { stall: 3 * MiB });
+    const s = await prepare({ id: 'img-stall', urls: [url], os_hash_algo: 'sha256', os_hash_value: image.sha256 });
+    expect(s.command_error).toBeNull();
+    expect(server.requestsFor('/stall').map((r) => r.status)).toEqual([200, 206]);
+  });
+
+  test('a truncated gzip stream fails the write and leaves no partition table', async () => {
+    const gz = await pack(image, 'gzip', join(dir, 'trunc.gz'));
+    const data = (await readFile(gz.path)).subarray(0, Math.floor(gz.size / 2));
+    const url = server.serve('/trunc.gz', { data });
+    const s = await prepare({ id: 'img-trunc', urls: [url], os_hash_algo: 'sha256', os_hash_value: createHash('sha256').update(data).digest('hex') });
+    expect(s.command_status).toBe('FAILED');
+    expect(s.command_error?.type).toBe('InvalidImage');
+    expect(partitionTableOf(disk.path)).toBeUndefined();
+  });
+
+  test('a qcow2 image with a backing file is refused before anything is written', async () => {
+    const base = join(dir, 'base.qcow2');
+    const overlay = join(dir, 'overlay.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', base, '64M']);
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', base, '-F', 'qcow2', overlay]);
+    const data = await readFile(overlay);
+    const url = server.serve('/overlay.qcow2', { data });
+    const s = await prepare({ id: 'img-backing', urls: [url], os_hash_algo: 'sha256', os_hash_value: createHash('sha256').update(data).digest('hex'), disk_format: 'qcow2' });
+    expect(s.command_error?.type).toBe('InvalidImage');
+    expect(s.command_error?.details).toContain('backing file');
+  });
+
+  test('the agent still answers after all of that', async () => {
+    const res = await request(`${api.url}/v1/status`);
+    expect(res.statusCode).toBe(200);
+    await res.body.dump();
   });
 
   test('bad image_info is a 400 with IPA\'s message and nothing recorded', async () => {
