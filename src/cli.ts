@@ -15,6 +15,7 @@ Commands:
   agent       run the deploy agent (looks itself up in Ironic, heartbeats, serves the command API)
   steps       check operator plugins and list the steps the agent offers (steps --help)
   inventory   print this machine's hardware inventory (a table on a terminal, else JSON; --json forces JSON)
+  write-image stream an image onto a disk, verified, without Ironic (write-image --help)
   version     print the agent version
   help        this text; "ironic-node-agent agent --help" lists every option
 
@@ -114,6 +115,10 @@ export async function main(argv: string[]): Promise<number> {
         return await runAgent(rest);
       case 'steps':
         return await stepsCommand(rest);
+      case 'write-image': {
+        const { writeImageCommand } = await import('./writers/write-image-cli.ts');
+        return await writeImageCommand(rest);
+      }
       case 'inventory':
         return await runInventory(rest);
       case 'version':
