@@ -8,9 +8,9 @@ import { writeImageToDevice } from '../src/writers/write-image.ts';
 
 /**
  * One agent write in its own process, so that its peak memory is its own:
- * `node bench/write-child.ts URL DEVICE SHA256`. Prints one JSON line.
+ * `node bench/write-child.ts URL DEVICE DIGEST [ALGORITHM]`. Prints one JSON line.
  */
-const [url, device, sha256] = process.argv.slice(2) as [string, string, string];
+const [url, device, digest, algorithm = 'sha256'] = process.argv.slice(2) as [string, string, string, string?];
 const { log } = createLogger({ destination: new Writable({ write: (_c, _e, done) => done() }) });
 const guard = new DiskGuard({ allowDevices: [device] });
 const sourceOpts = {
@@ -20,8 +20,8 @@ const sourceOpts = {
 const started = performance.now();
 const result = await writeImageToDevice({
   imageId: 'bench', device, openSource: () => HttpSource.open([url], sourceOpts),
-  expected: { algorithm: 'sha256', value: sha256, source: 'bench' },
-  policy: { diskFormat: 'raw', permitted: ['raw'], deepInspection: true },
+  expected: { algorithm, value: digest, source: 'bench' },
+  policy: { diskFormat: undefined, permitted: ['raw', 'gpt'], deepInspection: true },
   retries: 0, retryIntervalSeconds: 0, run: runCommand, log, clock: realClock,
   guard: async () => void (await guard.check(device)),
 });

@@ -12,15 +12,22 @@ const CHILD = fileURLToPath(new URL('./write-child.ts', import.meta.url));
 
 export interface WriteBenchResult {
   image_mib: number;
-  /** MB/s (10^6 bytes per second), each the best of `runs`. */
-  agent_mb_s: number;
-  curl_sha256sum_dd_mb_s: number;
-  ipa_style_python_mb_s: number;
-  agent_vs_curl_dd: number;
-  agent_vs_ipa_style: number;
-  /** Peak RSS of the agent's writer process for a small and the full image. */
-  agent_peak_rss_mib_small: number;
-  agent_peak_rss_mib_full: number;
+  /** MB/s (10^6 bytes of image per second), each the best of `runs`. */
+  raw_sha256_mbps: number;
+  raw_sha512_mbps: number;
+  zstd_mbps: number;
+  /** `dd if=image of=dev bs=4M oflag=direct` from a local file: the device's limit here. */
+  dd_direct_mbps: number;
+  curl_sha256sum_dd_mbps: number;
+  ipa_style_python_mbps: number;
+  /** Peak RSS of the agent's writer process for the image and for a 16 GiB sparse one. */
+  peak_rss_mib_image: number;
+  peak_rss_mib_16g: number;
+}
+
+async function fileDigest(path: string, algorithm: string): Promise<string> {
+  const { stdout } = await run(`${algorithm}sum`, [path]);
+  return stdout.split(' ')[0]!;
 }
 
 /** A raw image like real ones: half of its MiB blocks random, half zero. */
@@ -80,23 +87,30 @@ print(h.hexdigest())
 
 /**
  * Whole-disk write throughput from a local HTTP server to a loop device, against baselines run
- * here and now: `curl | tee >(sha256sum) | dd oflag=direct` and IPA's Python loop. Root only
- * (it makes and removes its own loop device).
+ * here and now: `dd oflag=direct` from a local file (the device's limit), `curl | tee
+ * >(sha256sum) | dd oflag=direct`, and IPA's Python loop. Root only (it makes and removes its
+ * own loop devices).
  */
 export async function benchWriteImage(opts: { imageMiB?: number; runs?: number } = {}): Promise<WriteBenchResult> {
-  const imageMiB = opts.imageMiB ?? 1024;
+  const imageMiB = opts.imageMiB ?? 2048;
   const runs = opts.runs ?? 2;
   const dir = await mkdtemp(join(tmpdir(), 'ina-bench-write-'));
   const bytes = imageMiB * MiB;
-  let loop: string | undefined;
+  const loops: string[] = [];
+  const loopOver = (file: string, size: string) => {
+    execFileSync('truncate', ['-s', size, file]);
+    const dev = execFileSync('losetup', ['--find', '--show', file], { encoding: 'utf8' }).trim();
+    loops.push(dev);
+    return dev;
+  };
   let server: { url: string; stop: () => void } | undefined;
   try {
-    const sha = await makeImage(join(dir, 'full.img'), bytes);
-    const smallSha = await makeImage(join(dir, 'small.img'), 64 * MiB);
-    const backing = join(dir, 'disk');
-    execFileSync('truncate', ['-s', String(bytes + 64 * MiB), backing]);
-    loop = execFileSync('losetup', ['--find', '--show', backing], { encoding: 'utf8' }).trim();
-    const device = loop;
+    const full = join(dir, 'full.img');
+    const sha256 = await makeImage(full, bytes);
+    const sha512 = await fileDigest(full, 'sha512');
+    execFileSync('zstd', ['-q', '-f', '-T0', '-3', full, '-o', `${full}.zst`]);
+    const zstSha = await fileDigest(`${full}.zst`, 'sha256');
+    const device = loopOver(join(dir, 'disk'), String(bytes + 64 * MiB));
     server = await serve(dir);
     const url = `${server.url}/full.img`;
     const best = async (fn: () => Promise<unknown>) => {
@@ -104,31 +118,44 @@ export async function benchWriteImage(opts: { imageMiB?: number; runs?: number }
       for (let i = 0; i < runs; i++) t = Math.min(t, await timed(fn));
       return t;
     };
-    const agentRun = async (u: string, digest: string) => JSON.parse((await run(process.execPath, [CHILD, u, device, digest])).stdout) as { seconds: number; maxRssKiB: number };
+    const agentRun = async (u: string, digest: string, algorithm: string, target: string) =>
+      JSON.parse((await run(process.execPath, [CHILD, u, target, digest, algorithm])).stdout) as { seconds: number; maxRssKiB: number };
+    const agentBest = async (u: string, digest: string, algorithm = 'sha256') => {
+      let t = Infinity;
+      let rss = 0;
+      for (let i = 0; i < runs; i++) {
+        const r = await agentRun(u, digest, algorithm, device);
+        t = Math.min(t, r.seconds);
+        rss = Math.max(rss, r.maxRssKiB);
+      }
+      return { t, rss };
+    };
+    const dd = await best(() => run('dd', [`if=${full}`, `of=${device}`, 'bs=4M', 'oflag=direct', 'status=none']));
     const curl = await best(() => run('bash', ['-c', `set -o pipefail; curl -sf "$0" | tee >(sha256sum >/dev/null) | dd of="$1" bs=4M oflag=direct iflag=fullblock status=none`, url, device]));
     const python = await best(() => run('python3', ['-c', IPA_STYLE, url, device]));
-    let agent = Infinity;
-    let fullRss = 0;
-    for (let i = 0; i < runs; i++) {
-      const r = await agentRun(url, sha);
-      agent = Math.min(agent, r.seconds);
-      fullRss = Math.max(fullRss, r.maxRssKiB);
-    }
-    const small = await agentRun(`${server.url}/small.img`, smallSha);
-    const mbs = (s: number) => Math.round(bytes / 1e6 / s);
+    const raw256 = await agentBest(url, sha256);
+    const raw512 = await agentBest(url, sha512, 'sha512');
+    const zst = await agentBest(`${url}.zst`, zstSha);
+    // Memory must not depend on the image size: a 16 GiB sparse image onto a sparse loop device.
+    const huge = join(dir, 'huge.img');
+    execFileSync('truncate', ['-s', '16G', huge]);
+    const hugeDevice = loopOver(join(dir, 'huge-disk'), '17G');
+    const hugeRun = await agentRun(`${server.url}/huge.img`, await fileDigest(huge, 'sha256'), 'sha256', hugeDevice);
+    const mbps = (sec: number) => Math.round(bytes / 1e6 / sec);
     return {
       image_mib: imageMiB,
-      agent_mb_s: mbs(agent),
-      curl_sha256sum_dd_mb_s: mbs(curl),
-      ipa_style_python_mb_s: mbs(python),
-      agent_vs_curl_dd: Math.round((curl / agent) * 100) / 100,
-      agent_vs_ipa_style: Math.round((python / agent) * 100) / 100,
-      agent_peak_rss_mib_small: Math.round(small.maxRssKiB / 1024),
-      agent_peak_rss_mib_full: Math.round(fullRss / 1024),
+      raw_sha256_mbps: mbps(raw256.t),
+      raw_sha512_mbps: mbps(raw512.t),
+      zstd_mbps: mbps(zst.t),
+      dd_direct_mbps: mbps(dd),
+      curl_sha256sum_dd_mbps: mbps(curl),
+      ipa_style_python_mbps: mbps(python),
+      peak_rss_mib_image: Math.round(Math.max(raw256.rss, raw512.rss, zst.rss) / 1024),
+      peak_rss_mib_16g: Math.round(hugeRun.maxRssKiB / 1024),
     };
   } finally {
     server?.stop();
-    if (loop) execFileSync('losetup', ['-d', loop]);
+    for (const dev of loops) execFileSync('losetup', ['-d', dev]);
     await rm(dir, { recursive: true, force: true });
   }
 }
