@@ -1,5 +1,6 @@
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,9 +26,11 @@ export interface WriteBenchResult {
   peak_rss_mib_16g: number;
 }
 
+/** node:crypto, not coreutils: sha256sum manages about 170 MB/s here, OpenSSL about 1.5 GB/s. */
 async function fileDigest(path: string, algorithm: string): Promise<string> {
-  const { stdout } = await run(`${algorithm}sum`, [path]);
-  return stdout.split(' ')[0]!;
+  const h = createHash(algorithm);
+  for await (const chunk of createReadStream(path, { highWaterMark: 4 * MiB }) as AsyncIterable<Buffer>) h.update(chunk);
+  return h.digest('hex');
 }
 
 /** A raw image like real ones: half of its MiB blocks random, half zero. */
