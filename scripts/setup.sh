@@ -17,6 +17,8 @@ PACKAGES=(
   hdparm smartmontools lvm2 dmidecode ipmitool psmisc tcpdump
   # issue 4: config drives (isoinfo for the vfat rebuild, mtools to fill it; genisoimage in tests)
   genisoimage mtools
+  # issue 8: building the ramdisk (depmod) and booting it (QEMU), SSH into it
+  kmod qemu-system-x86 openssh-client
 )
 
 log() { echo "setup: $*" >&2; }

@@ -1,10 +1,15 @@
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, normalize } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { BuildResult } from '../../image-build/pipeline.ts';
+import { makeDiskImage, type TestImage } from '../helpers/disk-images.ts';
 import { prerequisite } from '../helpers/env.ts';
+import { ImageServer } from '../helpers/image-server.ts';
 import { freePort } from '../helpers/ports.ts';
 import { IRONIC_BIN, Ironic } from './harness/ironic.ts';
 import { RamdiskVm } from './harness/qemu.ts';
@@ -40,8 +45,88 @@ const CASES: DeployCase[] = [
       expect(active?.provision_state).toBe('active');
     },
   },
-  // issue 4 (direct deploy) adds its case here: see the "direct deploy" note in image-build/README.md.
+  {
+    name: 'direct',
+    deployInterface: 'direct',
+    // Ironic hands the agent the image URL; the guest fetches it from the host's image server
+    // through QEMU's guestfwd, streams it onto the virtio disk, verified, then powers off.
+    // image_download_source=local: the conductor fetches the image from the host's 127.0.0.1
+    // (it checks http URLs itself, so a guest-only address would not do) and publishes it
+    // under [deploy]http_url, which the guest reaches through QEMU's guestfwd.
+    deploy: async (ironic, uuid) => {
+      const url = images.serve('/disk.img', { path: diskImage.path });
+      await ironic.patch(uuid, [{ op: 'add', path: '/instance_info', value: {
+        image_source: url, image_download_source: 'local',
+        image_os_hash_algo: 'sha256', image_os_hash_value: diskImage.sha256, image_disk_format: 'raw', root_gb: 4,
+      } }]);
+      const active = await ironic.provision(uuid, 'active', { timeoutSeconds: 240 });
+      expect(active?.last_error ?? null).toBeNull();
+      expect(active?.provision_state).toBe('active');
+    },
+    verify: async (disk) => {
+      // The backup GPT moved to the end of the larger disk (first MiB changed); the rest is the image.
+      expect(await hashRange(disk, MiB, diskImage.size - MiB)).toBe(await hashRange(diskImage.path, MiB, diskImage.size - MiB));
+    },
+  },
 ];
+
+const MiB = 1 << 20;
+/** Where the guest finds the conductor's HTTP root (a QEMU guestfwd to `httpRoot`'s server). */
+const GUEST_IMAGES = { guestAddress: '10.0.2.101', guestPort: 8080 };
+let images: ImageServer;
+let httpRoot: { dir: string; port: number; proxyUrl: string; stop: () => Promise<void> };
+let diskImage: TestImage;
+
+/**
+ * A read-only static file server for the conductor's [deploy]http_root on 127.0.0.1, and a
+ * forward proxy on 127.0.0.1 that sends requests for the guest-side address to it.
+ */
+async function serveDirectory(root: string): Promise<{ dir: string; port: number; proxyUrl: string; stop: () => Promise<void> }> {
+  await mkdir(root, { recursive: true });
+  const server = createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const file = normalize(join(root, decodeURIComponent(path)));
+    if (!file.startsWith(`${root}/`)) return void res.writeHead(403).end();
+    stat(file).then(
+      (st) => {
+        res.writeHead(200, { 'content-length': st.size, 'content-type': 'application/octet-stream' });
+        if (req.method === 'HEAD') return void res.end();
+        createReadStream(file).pipe(res);
+      },
+      () => void res.writeHead(404).end(),
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  const guestSide = `${GUEST_IMAGES.guestAddress}:${GUEST_IMAGES.guestPort}`;
+  const proxy = createServer((req, res) => {
+    const target = URL.canParse(req.url ?? '') ? new URL(req.url!) : undefined;
+    if (!target || target.host !== guestSide) return void res.writeHead(502).end('only the guest-side image address is proxied');
+    const up = httpRequest({ host: '127.0.0.1', port, path: target.pathname, method: req.method }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    up.end();
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  const close = (s: ReturnType<typeof createServer>) => new Promise<void>((resolve) => (s.closeAllConnections(), s.close(() => resolve())));
+  return {
+    dir: root,
+    port,
+    proxyUrl: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+    stop: async () => {
+      await close(server);
+      await close(proxy);
+    },
+  };
+}
+
+async function hashRange(path: string, start: number, end: number): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path, { start, end: end - 1, highWaterMark: 4 * MiB }) as AsyncIterable<Buffer>) h.update(chunk);
+  return h.digest('hex');
+}
 
 describe.skipIf(!haveQemu || !haveBuild || !haveIronic)('the deploy ramdisk boots under QEMU and Ironic drives it', () => {
   let dir: string;
@@ -50,9 +135,15 @@ describe.skipIf(!haveQemu || !haveBuild || !haveIronic)('the deploy ramdisk boot
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'ina-ramdisk-'));
     image = await buildTestRamdisk(join(dir, 'image'));
+    images = new ImageServer();
+    await images.start();
+    httpRoot = await serveDirectory(join(dir, 'httproot'));
+    diskImage = await makeDiskImage(dir, 'disk.img', { size: 64 * MiB, diskId: 0x5eed1234, dataEvery: 2 });
   }, 900_000);
 
   afterAll(async () => {
+    await images?.stop();
+    await httpRoot?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
@@ -63,7 +154,14 @@ describe.skipIf(!haveQemu || !haveBuild || !haveIronic)('the deploy ramdisk boot
       let disk: string;
 
       beforeAll(async () => {
-        ironic = await Ironic.start({ automatedClean: false });
+        ironic = await Ironic.start({
+          automatedClean: false,
+          imageServerUrl: `http://${GUEST_IMAGES.guestAddress}:${GUEST_IMAGES.guestPort}`,
+          imageServerRoot: httpRoot.dir,
+          // The conductor checks [deploy]http_url with a HEAD request of its own: it reaches the
+          // guest-side address through a proxy that maps it to the same server on 127.0.0.1.
+          env: { HTTP_PROXY: httpRoot.proxyUrl, http_proxy: httpRoot.proxyUrl, NO_PROXY: '127.0.0.1,localhost', no_proxy: '127.0.0.1,localhost' },
+        });
       }, 120_000);
 
       afterAll(async () => {
@@ -77,14 +175,18 @@ describe.skipIf(!haveQemu || !haveBuild || !haveIronic)('the deploy ramdisk boot
         const agentPort = await freePort();
         disk = join(dir, `${c.name}-disk.img`);
         await writeFile(disk, '');
-        await truncate(disk, 2 * 1024 ** 3);
+        // IPA's smallest root device is 4 GiB; the file stays sparse.
+        await truncate(disk, 5 * 1024 ** 3);
         vm = RamdiskVm.start({
           kernel: image.kernel.path,
           initramfs: image.initramfs.path,
           disks: [disk],
           mac,
           hostForwards: [{ hostPort: agentPort, guestPort: AGENT_PORT }],
-          guestForwards: [{ ...GUEST_IRONIC, hostPort: Number(new URL(ironic.url).port) }],
+          guestForwards: [
+            { ...GUEST_IRONIC, hostPort: Number(new URL(ironic.url).port) },
+            { ...GUEST_IMAGES, hostPort: httpRoot.port },
+          ],
           append: [
             `ipa-api-url=http://${GUEST_IRONIC.guestAddress}:${GUEST_IRONIC.guestPort}`,
             // Ironic reaches the agent through QEMU's hostfwd on the host's loopback.

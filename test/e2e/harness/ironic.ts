@@ -25,6 +25,8 @@ export interface IronicOptions {
   /** Base URL of an HTTP server for images (conductor [deploy]http_url). */
   imageServerUrl?: string;
   imageServerRoot?: string;
+  /** Extra environment of the Ironic process (e.g. HTTP_PROXY for image URLs only a VM can reach). */
+  env?: Record<string, string>;
 }
 
 export const IRONIC_BIN = '/usr/bin/ironic';
@@ -79,6 +81,7 @@ export class Ironic {
     const confArgs = ['--config-file', join(dir, 'ironic.conf'), '--config-file', join(dir, 'extra.conf')];
     await runToEnd('ironic-dbsync', [...confArgs, 'create_schema'], dir);
     const child = spawn(IRONIC_BIN, confArgs, {
+      env: { ...process.env, ...opts.env },
       stdio: ['ignore', 'ignore', 'ignore'],
       detached: true,
     });
