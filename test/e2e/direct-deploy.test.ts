@@ -99,6 +99,18 @@ describe.skipIf(!canRun)('an unmodified Ironic deploys whole-disk images with th
     await ironic.provision(uuid, 'deleted');
   });
 
+  test('a zstd image, with a root device hint naming the loop device, reaches active', async () => {
+    const zst = await pack(raw, 'zstd', join(dir, 'disk.raw.zst'));
+    await ironic.patch(uuid, [{ op: 'add', path: '/properties/root_device', value: { name: disk.path } }]);
+    await deploy(zst, 'disk.raw.zst', 'raw', { algo: 'sha256', value: zst.sha256 });
+    const node = await ironic.waitFor(uuid, (n) => ['active', 'deploy failed'].includes(n.provision_state), 180, 'active');
+    expect(node.last_error).toBeNull();
+    expect(agent.lines.some((l) => l.msg.startsWith('writing image') && l.compression === 'zstd' && l.device === disk.path)).toBe(true);
+    expect(await hashRange(disk.path, MiB, raw.size - MiB)).toBe(await hashRange(raw.path, MiB, raw.size - MiB));
+    await ironic.provision(uuid, 'deleted');
+    await ironic.patch(uuid, [{ op: 'remove', path: '/properties/root_device' }]);
+  });
+
   test('a wrong checksum ends in deploy failed with the agent\'s message, and the disk cannot boot', async () => {
     await deploy(raw, 'bad.raw', 'raw', { algo: 'sha256', value: '0'.repeat(64) });
     const node = await ironic.waitFor(uuid, (n) => ['active', 'deploy failed'].includes(n.provision_state), 180, 'deploy failed');
@@ -106,4 +118,52 @@ describe.skipIf(!canRun)('an unmodified Ironic deploys whole-disk images with th
     expect(node.last_error).toMatch(/checksum/i);
     expect(partitionTableOf(disk.path)).toBeUndefined();
   });
+});
+
+/**
+ * Without fast track Ironic powers the node off and on around the deploy and expects a new
+ * lookup: the agent (simulated power) sees its token refused, looks up again, and deploys.
+ */
+describe.skipIf(!canRun)('direct deploy without fast track', () => {
+  let dir: string;
+  let images: ImageServer;
+  let ironic: Ironic;
+  let disk: LoopDevice;
+  let agent: AgentProcess;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ina-e2e-direct-nft-'));
+    images = new ImageServer();
+    await images.start();
+    disk = await LoopDevice.create(5 * 1024 * MiB);
+    ironic = await Ironic.start({ automatedClean: false, fastTrack: false });
+  }, 120_000);
+
+  afterAll(async () => {
+    await agent?.stop();
+    await ironic?.stop();
+    await images?.stop();
+    await disk?.destroy();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('a raw image with SHA-512 reaches active after the power cycle', async () => {
+    const raw = await makeDiskImage(dir, 'disk.raw', { size: 32 * MiB, dataEvery: 2 });
+    const macs = (await listInterfaces({ run: runCommand })).map((i) => i.mac_address);
+    const uuid = await ironic.enroll({ macs, deployInterface: 'direct', fastTrack: false });
+    agent = await AgentProcess.start({
+      cmdline: `ipa-api-url=${ironic.url} ipa-lookup-interval=0.2`,
+      flags: [...FAST, '--allow-device', disk.path],
+    });
+    await ironic.provision(uuid, 'provide');
+    const url = images.serve('/disk.raw', { path: raw.path });
+    await ironic.patch(uuid, [{ op: 'add', path: '/instance_info', value: {
+      image_source: url, image_os_hash_algo: 'sha512', image_os_hash_value: raw.sha512, image_disk_format: 'raw', root_gb: 4,
+    } }]);
+    await ironic.provision(uuid, 'active', { wait: null });
+    const node = await ironic.waitFor(uuid, (n) => ['active', 'deploy failed'].includes(n.provision_state), 240, 'active');
+    expect(node.last_error).toBeNull();
+    expect(node.provision_state).toBe('active');
+    expect(await hashRange(disk.path, MiB, raw.size - MiB)).toBe(await hashRange(raw.path, MiB, raw.size - MiB));
+  }, 300_000);
 });

@@ -238,6 +238,50 @@ describe.skipIf(!canRun)('standby.prepare_image onto a loop device (spec §7.1, 
     expect(s.command_error?.details).toContain('backing file');
   });
 
+  test('stream_raw_images false takes the same verified path: nothing bootable before the checksum matched', async () => {
+    const url = serve(image, 'nostream');
+    const s = await prepare({ id: 'img-nostream', urls: [url], os_hash_algo: 'sha256', os_hash_value: image.sha256, stream_raw_images: false });
+    expect(s.command_error).toBeNull();
+    expect(await hashRange(disk.path, MiB, image.size - MiB)).toBe(await hashRange(image.path, MiB, image.size - MiB));
+  });
+
+  test('the target disappearing mid-write fails the command, and the agent answers', async () => {
+    const gone = await LoopDevice.create(5 * 1024 * MiB);
+    const other = await startAgent({
+      flags: { 'agent-token': TOKEN, 'allow-device': [gone.path] },
+      cmdline: new Map([['ipa-image-download-connection-retries', '1'], ['ipa-image-download-connection-timeout', '2'], ['ipa-image-download-connection-retry-interval', '0']]),
+    });
+    try {
+      const url = serve(image, 'vanish');
+      server.inject('/vanish', { stall: 8 * MiB });
+      const res = await request(`${other.url}/v1/commands/?agent_token=${TOKEN}`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'standby.prepare_image', params: { image_info: { id: 'img-vanish', urls: [url], os_hash_algo: 'sha256', os_hash_value: image.sha256 } } }),
+      });
+      const { id } = (await res.body.json()) as { id: string };
+      // The stall holds the write open while the disk goes away under it. `losetup -d` would only
+      // detach once the agent closes the device; shrinking it to nothing makes every later write fail.
+      await new Promise((r) => setTimeout(r, 500));
+      execFileSync('truncate', ['-s', '0', gone.file]);
+      execFileSync('losetup', ['-c', gone.path]);
+      let s: CommandStatus;
+      for (;;) {
+        const r = await request(`${other.url}/v1/commands/${id}?agent_token=${TOKEN}`);
+        s = (await r.body.json()) as CommandStatus;
+        if (s.command_status !== 'RUNNING') break;
+        await new Promise((r2) => setTimeout(r2, 200));
+      }
+      expect(s.command_status).toBe('FAILED');
+      expect(s.command_error?.type).toMatch(/Image|Device|BlockDevice/);
+      const status = await request(`${other.url}/v1/status`);
+      expect(status.statusCode).toBe(200);
+      await status.body.dump();
+    } finally {
+      await other.stop();
+      await gone.destroy();
+    }
+  }, 120_000);
+
   test('the agent still answers after all of that', async () => {
     const res = await request(`${api.url}/v1/status`);
     expect(res.statusCode).toBe(200);
