@@ -18,6 +18,7 @@ import { ConductorState } from './conductor/state.ts';
 import { decideToken } from './conductor/token.ts';
 import { AGENT_VERIFY_CA, atLeast } from './conductor/version.ts';
 import { builtinExtensions } from './extensions/index.ts';
+import { imageSteps } from './extensions/standby-image.ts';
 import type { Extension } from './extensions/types.ts';
 import { DiskGuard } from './hardware/disk-guard.ts';
 import { listInterfaces } from './hardware/interfaces.ts';
@@ -118,7 +119,7 @@ export class Agent {
       version: AGENT_VERSION,
       startedAt: Date.now() / 1000,
       conductor: this.conductor,
-      steps: new StepRegistry([genericProvider(), ...(opts.providers ?? [])]),
+      steps: new StepRegistry([genericProvider([...imageSteps]), ...(opts.providers ?? [])]),
       power,
       diskGuard: new DiskGuard({ allowDevices: this.config.allowDevice }),
       run: this.runTool,

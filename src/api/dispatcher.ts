@@ -69,6 +69,7 @@ export class CommandDispatcher {
     if (!spec) throw invalidCommand(`Unknown command: ${cmdName}`);
     const parsed = spec.params.safeParse(params);
     if (!parsed.success) throw invalidCommandParams(formatIssues(parsed.error));
+    spec.validate?.(parsed.data, this.ctx);
 
     this.ctx.log.info({ command: fullName, params: redact(params) }, 'executing command');
     return spec.mode === 'sync'

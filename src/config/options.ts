@@ -36,6 +36,7 @@ function option<T>(spec: OptionSpec<T>): OptionSpec<T> {
 }
 
 const seconds = numberText({ min: 0 });
+const formatList = z.string().transform((text) => text.split(',').map((f) => f.trim().toLowerCase()).filter((f) => f !== ''));
 const count = numberText({ min: 0, integer: true });
 
 export const OPTIONS = {
@@ -202,6 +203,31 @@ export const OPTIONS = {
   simulatePower: option({
     schema: boolText, default: false,
     help: 'Log power actions (power_off, reboot, lockdown) instead of doing them, then behave as a freshly booted ramdisk. For tests and the demo; flag only.',
+  }),
+  // Issue 4: the image data path (IPA's config-file options; Ironic's lookup answer overrides the first four).
+  md5Enabled: option({
+    param: 'ina-md5-enabled', schema: boolText, default: true,
+    help: 'Accept MD5 image checksums (IPA option md5_enabled; Ironic sends agent_md5_checksum_enable).',
+  }),
+  permittedImageFormats: option({
+    param: 'ina-permitted-image-formats', schema: formatList, default: ['raw', 'gpt', 'qcow2'] as string[],
+    help: 'Image formats deep inspection accepts, comma-separated (IPA option permitted_image_formats; Ironic sends its own list).',
+  }),
+  disableDeepImageInspection: option({
+    param: 'ina-disable-deep-image-inspection', schema: boolText, default: false,
+    help: 'Skip the format allow-list and format-match checks (qcow2 backing and data files are refused regardless).',
+  }),
+  enableBiosBootloaderInstall: option({
+    param: 'ina-enable-bios-bootloader-install', schema: boolText, default: false,
+    help: 'Allow installing a legacy BIOS boot loader for partition images (IPA option; off since CVE-2026-43003).',
+  }),
+  ignoreBootloaderFailure: option({
+    param: 'ipa-ignore-bootloader-failure', schema: boolText, default: false,
+    help: 'Report success from install_bootloader even when the boot loader could not be set up.',
+  }),
+  configDriveRebuild: option({
+    param: 'ina-config-drive-rebuild', schema: boolText, default: false,
+    help: 'Always write the config drive as a vfat CONFIG-2 filesystem instead of copying the ISO (IPA option config_drive_rebuild).',
   }),
 } as const;
 

@@ -8,7 +8,7 @@ export function optionsMarkdown(): string {
   const rows = ['| Flag | Kernel parameter | Default | Meaning |', '|---|---|---|---|'];
   for (const [name, spec] of Object.entries(OPTIONS) as [string, OptionSpec<unknown>][]) {
     const d = spec.default;
-    const shown = d === undefined || (Array.isArray(d) && d.length === 0) ? '—' : `\`${Array.isArray(d) ? d.join('.') : String(d)}\``;
+    const shown = d === undefined || (Array.isArray(d) && d.length === 0) ? '—' : `\`${Array.isArray(d) ? d.join(',') : String(d)}\``;
     const flag = typeof d === 'boolean' ? `\`--${flagName(name)}\` / \`--no-${flagName(name)}\`` : `\`--${flagName(name)}\``;
     rows.push(`| ${flag}${spec.repeatable ? ' (repeatable)' : ''} | ${spec.param ? `\`${spec.param}\`` : '(flag only)'} | ${shown} | ${spec.help.replace(/\|/g, '\\|')} |`);
   }

@@ -1,4 +1,6 @@
+import { imageExtension } from './image.ts';
 import { logExtension } from './log.ts';
+import { standbyImageCommands } from './standby-image.ts';
 import { standbyExtension } from './standby.ts';
 import { stepsExtension } from './steps.ts';
 import { systemExtension } from './system.ts';
@@ -7,11 +9,12 @@ import type { Extension } from './types.ts';
 /** Every extension the agent serves, by wire name (spec §7). */
 export function builtinExtensions(): Extension[] {
   return [
-    standbyExtension(),
+    standbyExtension(standbyImageCommands()),
     stepsExtension('deploy'),
     stepsExtension('clean'),
     stepsExtension('service'),
     systemExtension,
     logExtension,
+    imageExtension(),
   ];
 }

@@ -15,6 +15,11 @@ export interface CommandSpec {
   readonly mode: CommandMode;
   /** Validates and types the `params` object; a failure is HTTP 400 and nothing is recorded. */
   readonly params: z.ZodType;
+  /**
+   * Checks that need the agent's state (e.g. lookup settings), after the schema; throwing an
+   * InvalidCommandParamsError here is a 400 with nothing recorded, like a schema failure.
+   */
+  validate?(params: unknown, ctx: AgentContext): void;
   /** Called only with what `params` produced. */
   run(params: unknown, ctx: CommandContext): Promise<unknown>;
 }
@@ -30,6 +35,13 @@ export function command<S extends z.ZodType>(
   mode: CommandMode,
   params: S,
   run: (params: z.output<S>, ctx: CommandContext) => Promise<unknown>,
+  opts: { validate?: (params: z.output<S>, ctx: AgentContext) => void } = {},
 ): CommandSpec {
-  return { mode, params, run: (p, ctx) => run(p as z.output<S>, ctx) };
+  const validate = opts.validate;
+  return {
+    mode,
+    params,
+    run: (p, ctx) => run(p as z.output<S>, ctx),
+    ...(validate ? { validate: (p: unknown, ctx: AgentContext) => validate(p as z.output<S>, ctx) } : {}),
+  };
 }

@@ -1,0 +1,67 @@
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
+import type { Logger } from '../log.ts';
+import { alignedSharedMemory } from './aligned-memory.ts';
+import type { BlockDeviceInfo } from './block-device.ts';
+import { DeviceWriteError, HELD_BYTES } from './block-sink.ts';
+
+export interface Region {
+  offset: number;
+  data: Buffer;
+}
+
+/**
+ * Writes small regions (the held first and last MiB) with O_DIRECT from aligned memory,
+ * padded to the logical block size, then flushes the device cache.
+ */
+export async function writeRegions(device: BlockDeviceInfo, regions: Region[]): Promise<void> {
+  const block = device.logicalBlockSize;
+  const size = Math.max(0, ...regions.map((r) => Math.ceil(r.data.length / block) * block));
+  const buf = Buffer.from(alignedSharedMemory(Math.max(size, block)));
+  let handle;
+  try {
+    handle = await open(device.path, constants.O_WRONLY | constants.O_DIRECT | constants.O_EXCL);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new DeviceWriteError(`cannot open ${device.path} for writing: ${e.message}`, e.code);
+  }
+  try {
+    for (const region of regions) {
+      const padded = Math.ceil(region.data.length / block) * block;
+      if (padded === 0) continue;
+      buf.fill(0, 0, padded);
+      region.data.copy(buf, 0);
+      try {
+        const { bytesWritten } = await handle.write(buf, 0, padded, region.offset);
+        if (bytesWritten !== padded) throw Object.assign(new Error('short write: no space left on the device'), { code: 'ENOSPC' });
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        throw new DeviceWriteError(`writing ${device.path} at offset ${region.offset} failed: ${e.message}`, e.code);
+      }
+    }
+    try {
+      await handle.sync();
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new DeviceWriteError(`syncing data to ${device.path} failed: ${e.message}`, e.code);
+    }
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Zeroes the image's first MiB, its last MiB and the device's last MiB: whatever was
+ * written, no partition table (primary or backup) is left to boot from. Best effort, each
+ * region on its own: the device may be failing.
+ */
+export async function wipePartitionTables(device: BlockDeviceInfo, imageSize: number | undefined, log: Logger): Promise<void> {
+  const offsets = new Set<number>([0, Math.max(0, device.size - HELD_BYTES)]);
+  if (imageSize !== undefined && imageSize > HELD_BYTES) offsets.add(Math.floor((imageSize - HELD_BYTES) / 4096) * 4096);
+  for (const offset of offsets) {
+    const length = Math.min(HELD_BYTES + 4096, device.size - offset);
+    await writeRegions(device, [{ offset, data: Buffer.alloc(Math.floor(length / device.logicalBlockSize) * device.logicalBlockSize) }]).catch(
+      (err: Error) => log.warn({ device: device.path, offset, err: err.message }, 'could not wipe a partition-table area'),
+    );
+  }
+}
