@@ -1,4 +1,5 @@
-import { build } from 'esbuild';
+import { build, type Plugin } from 'esbuild';
+import { builtinModules, createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 const ENTRY = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
@@ -20,5 +21,39 @@ export async function bundleAgent(outfile: string): Promise<void> {
     logLevel: 'warning',
     // CommonJS dependencies call require() for Node built-ins.
     banner: { js: "import { createRequire as __inaRequire } from 'node:module'; const require = __inaRequire(import.meta.url);" },
+    plugins: [builtinsByRequire],
   });
 }
+
+const BUILTIN = new Set(builtinModules);
+
+/** Lazy exports of built-ins that cost real time to read: node:http's load Node's bundled undici. */
+const COSTLY_GETTERS: Record<string, readonly string[]> = { http: ['WebSocket', 'CloseEvent', 'MessageEvent'] };
+
+/**
+ * Imports of Node built-ins become require() plus named bindings. An ES import of a built-in
+ * reads every export at start, getters included, and node:http's WebSocket getter loads
+ * Node's bundled undici: about 15 ms of the agent's start (measured with --cpu-prof). The
+ * costly getters are left out, so importing one fails the build instead of slowing start-up.
+ */
+const builtinsByRequire: Plugin = {
+  name: 'builtins-by-require',
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?[a-z_/]+$/ }, (args) => {
+      const name = args.path.replace(/^node:/, '');
+      if (!BUILTIN.has(name) || args.kind !== 'import-statement') return undefined;
+      return { path: name, namespace: 'node-builtin' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'node-builtin' }, (args) => {
+      const mod = createRequire(import.meta.url)(`node:${args.path}`) as object;
+      const names = Object.getOwnPropertyNames(mod).filter(
+        (k) => /^[A-Za-z_$][\w$]*$/.test(k) && k !== 'default' && !COSTLY_GETTERS[args.path]?.includes(k),
+      );
+      const spec = JSON.stringify(`node:${args.path}`);
+      return {
+        contents: `const m = require(${spec});\nexport default m;\nexport const { ${names.join(', ')} } = m;\n`,
+        loader: 'js',
+      };
+    });
+  },
+};

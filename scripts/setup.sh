@@ -11,6 +11,12 @@ PACKAGES=(
   python3-ironic ironic-common
   util-linux fdisk gdisk parted e2fsprogs dosfstools
   qemu-utils xz-utils zstd gzip tar iproute2 curl ca-certificates procps
+  # issue 6: container steps (podman with runc, a local registry, a busybox image)
+  podman runc conmon catatonit netavark docker-registry busybox-static
+  # issue 5: inventory, cleaning, LLDP
+  hdparm smartmontools lvm2 dmidecode ipmitool psmisc tcpdump
+  # issue 4: config drives (isoinfo for the vfat rebuild, mtools to fill it; genisoimage in tests)
+  genisoimage mtools
 )
 
 log() { echo "setup: $*" >&2; }

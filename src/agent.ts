@@ -15,17 +15,23 @@ import { IronicHttp } from './conductor/http.ts';
 import { LockPause, lookupNode } from './conductor/lookup.ts';
 import type { ParsedLookup } from './conductor/schemas.ts';
 import { ConductorState } from './conductor/state.ts';
-import { decideToken } from './conductor/token.ts';
+import { decideToken, type TokenDecision } from './conductor/token.ts';
 import { AGENT_VERIFY_CA, atLeast } from './conductor/version.ts';
 import { builtinExtensions } from './extensions/index.ts';
 import { imageSteps } from './extensions/standby-image.ts';
 import type { Extension } from './extensions/types.ts';
+import { cleaningSteps } from './hardware/cleaning-steps.ts';
 import { DiskGuard } from './hardware/disk-guard.ts';
+import { waitForDisks } from './hardware/disk-wait.ts';
+import { inspect, inspectionUrls } from './inspection/callback.ts';
 import { listInterfaces } from './hardware/interfaces.ts';
 import { PowerControl, type PowerAction } from './hardware/power.ts';
 import type { Logger, LogRing } from './log.ts';
 import { runCommand, type RunCommand } from './run.ts';
 import { genericProvider } from './steps/builtin.ts';
+import { containerProvider } from './steps/containers/provider.ts';
+import { injectFilesSteps } from './steps/inject-files/step.ts';
+import { installPlugins } from './steps/plugins/install.ts';
 import { StepRegistry } from './steps/registry.ts';
 import type { StepProvider } from './steps/types.ts';
 import { AGENT_VERSION } from './version.ts';
@@ -72,6 +78,7 @@ export class Agent {
   private advertiseHost: string | undefined;
   private callbackUrl: string | undefined;
   private macs: string[] = [];
+  private disksReady: Promise<void> = Promise.resolve();
   /** A simulated power cycle is under way; a second trigger joins it. */
   private cycling = false;
   private stopped!: () => void;
@@ -119,7 +126,7 @@ export class Agent {
       version: AGENT_VERSION,
       startedAt: Date.now() / 1000,
       conductor: this.conductor,
-      steps: new StepRegistry([genericProvider([...imageSteps]), ...(opts.providers ?? [])]),
+      steps: new StepRegistry([genericProvider([...cleaningSteps, ...injectFilesSteps, ...imageSteps]), ...containerProvider(), ...(opts.providers ?? [])]),
       power,
       diskGuard: new DiskGuard({ allowDevices: this.config.allowDevice }),
       run: this.runTool,
@@ -135,9 +142,23 @@ export class Agent {
   /** Boots, then serves until stop(). Rejects when the first lookup times out (IPA exits non-zero). */
   async run(): Promise<void> {
     this.log.info({ version: AGENT_VERSION, apiUrls: this.config.apiUrls, simulatePower: this.config.simulatePower }, 'agent starting');
+    // The operator's delay for slow hardware (IPA bug 1582797) holds everything back.
     if (this.config.hardwareInitializationDelay > 0) {
       await this.clock.sleep(this.config.hardwareInitializationDelay, this.lifetime.signal);
     }
+    // IPA waits for disks before its lookup; nothing before serving needs them unless we
+    // inspect, so the wait runs beside NIC discovery and lookup (a diskless wait is 30 s).
+    this.disksReady = waitForDisks({
+      run: this.runTool,
+      log: this.log,
+      clock: this.clock,
+      diskGuard: this.context.diskGuard,
+      attempts: this.config.diskWaitAttempts,
+      delaySeconds: this.config.diskWaitDelay,
+      signal: this.lifetime.signal,
+    }).then(() => undefined);
+    this.disksReady.catch(() => undefined); // an abort (stop) surfaces where it is awaited
+    await installPlugins(this.context);
     await this.boot();
     this.markReady();
     await this.stoppedPromise;
@@ -147,6 +168,7 @@ export class Agent {
     if (this.lifetime.signal.aborted) return;
     this.lifetime.abort();
     await this.goDown('stop');
+    await this.dispatcher.reset('the agent is stopping');
     this.http?.close();
     this.stopped();
   }
@@ -157,10 +179,14 @@ export class Agent {
   }
 
   private async boot(): Promise<void> {
-    if (this.client) {
-      this.macs = await this.waitForMacs();
-      await this.lookupUntilUsable(this.client);
-    }
+    const inspecting = inspectionUrls(this.config).length > 0;
+    if (this.client || inspecting) this.macs = await this.waitForMacs();
+    // Spec §1.3 step 7: inspection may tell us our node; its failures never stop start-up.
+    if (inspecting) await this.disksReady;
+    const nodeUuid = inspecting ? await inspect(this.context, { clock: this.clock, signal: this.lifetime.signal }) : undefined;
+    if (this.client) await this.lookupUntilUsable(this.client, nodeUuid);
+    // Commands (root device, steps) may rely on the disks: they are there before the API serves.
+    await this.disksReady;
     await this.serve();
     if (this.client) this.startHeartbeat(this.client);
   }
@@ -177,13 +203,13 @@ export class Agent {
     }
   }
 
-  private async lookupUntilUsable(client: IronicClient): Promise<void> {
+  private async lookupUntilUsable(client: IronicClient, nodeUuid: string | undefined): Promise<void> {
     for (;;) {
       const found = await lookupNode(client, this.macs, {
         timeoutSeconds: this.config.lookupTimeout,
         intervalSeconds: this.config.lookupInterval,
         maxIntervalSeconds: this.config.lookupMaxInterval,
-        nodeUuid: undefined,
+        nodeUuid,
         lockPause: this.lockPause,
         clock: this.clock,
         log: this.log,
@@ -191,7 +217,7 @@ export class Agent {
       });
       const decision = decideToken(this.conductor.token, found.token);
       if (decision.action !== 'fatal') {
-        this.applyLookup(found, decision.action === 'store' ? decision.token : undefined, decision.action);
+        this.applyLookup(found, decision);
         return;
       }
       if (!this.config.simulatePower) {
@@ -207,9 +233,9 @@ export class Agent {
     }
   }
 
-  private applyLookup(found: ParsedLookup, newToken: string | undefined, action: 'store' | 'keep' | 'ignore'): void {
-    if (newToken !== undefined) this.conductor.token = newToken;
-    else if (action === 'keep') this.log.warn('lookup returned a masked token; keeping the token the agent already holds');
+  private applyLookup(found: ParsedLookup, decision: Exclude<TokenDecision, { action: 'fatal' }>): void {
+    if (decision.action === 'store') this.conductor.token = decision.token;
+    else if (decision.action === 'keep') this.log.warn('lookup returned a masked token; keeping the token the agent already holds');
     else this.log.warn('lookup returned no usable agent token; Ironic will refuse heartbeats without one');
     this.conductor.node = found.node;
     this.conductor.settings = found.settings;
@@ -331,8 +357,8 @@ export class Agent {
         await this.clock.sleep(delaySeconds, this.lifetime.signal);
         await this.goDown(action);
         this.log.warn({ action }, 'simulated boot: forgetting the token and the command log, looking up again');
+        await this.dispatcher.reset(`simulated ${action}`);
         this.conductor.forget();
-        this.dispatcher.log.clear();
         this.deployment.partitionUuids = {};
         this.deployment.cachedImageId = undefined;
         for (;;) {
@@ -343,6 +369,7 @@ export class Agent {
             if (isAbort(err) || this.lifetime.signal.aborted) return;
             // A ramdisk's service manager restarts an agent whose lookup timed out.
             this.log.error({ err: String(err) }, 'simulated boot failed; starting over as the service manager would');
+            await this.clock.sleep(Math.max(1, this.config.lookupInterval), this.lifetime.signal);
           }
         }
       } catch (err) {

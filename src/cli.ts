@@ -1,13 +1,21 @@
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import { Agent } from './agent.ts';
 import { ConfigError, OPTIONS, flagName, kernelParamsFrom, resolveConfig, type FlagValues } from './config.ts';
+import { DiskGuard } from './hardware/disk-guard.ts';
+import { collectInventory } from './hardware/inventory/inventory.ts';
+import { renderInventory } from './hardware/inventory/table.ts';
 import { createLogger } from './log.ts';
+import { stepsCommand } from './steps/list-steps.ts';
+import { runCommand } from './run.ts';
 import { AGENT_VERSION } from './version.ts';
 
 const USAGE = `Usage: ironic-node-agent <command> [options]
 
 Commands:
   agent       run the deploy agent (looks itself up in Ironic, heartbeats, serves the command API)
+  steps       check operator plugins and list the steps the agent offers (steps --help)
+  inventory   print this machine's hardware inventory (a table on a terminal, else JSON; --json forces JSON)
+  write-image stream an image onto a disk, verified, without Ironic (write-image --help)
   version     print the agent version
   help        this text; "ironic-node-agent agent --help" lists every option
 
@@ -75,12 +83,44 @@ async function runAgent(argv: string[]): Promise<number> {
   }
 }
 
+/** `inventory [--json] [agent options]`: what poll.get_hardware_info would answer (spec §10). */
+async function runInventory(argv: string[]): Promise<number> {
+  const flags: ParseArgsOptionsConfig = { ...optionFlags(), json: { type: 'boolean' } };
+  const { values } = parseArgs({ args: argv, options: flags, allowNegative: true, strict: true });
+  if (values.help) {
+    process.stderr.write('Usage: ironic-node-agent inventory [--json] [--allow-device DEV]... [--cmdline-file FILE]\n');
+    return 0;
+  }
+  const cmdlineFile = values['cmdline-file'];
+  const { json, ...optionValues } = values;
+  const config = resolveConfig({
+    kernelParams: kernelParamsFrom(typeof cmdlineFile === 'string' ? cmdlineFile : undefined),
+    flags: optionValues as FlagValues,
+  });
+  const inventory = await collectInventory({
+    run: runCommand,
+    diskGuard: new DiskGuard({ allowDevices: config.allowDevice }),
+    bootif: config.bootif,
+    skipBmcDetect: false,
+  });
+  process.stdout.write(json === true || !process.stdout.isTTY ? `${JSON.stringify(inventory, null, 2)}\n` : renderInventory(inventory));
+  return 0;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
     switch (cmd) {
       case 'agent':
         return await runAgent(rest);
+      case 'steps':
+        return await stepsCommand(rest);
+      case 'write-image': {
+        const { writeImageCommand } = await import('./writers/write-image-cli.ts');
+        return await writeImageCommand(rest);
+      }
+      case 'inventory':
+        return await runInventory(rest);
       case 'version':
       case '--version':
         process.stdout.write(`${AGENT_VERSION}\n`);

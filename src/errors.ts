@@ -9,6 +9,12 @@ export class AgentError extends Error {
   readonly code: number;
   readonly summary: string;
   readonly details: string;
+  /**
+   * Raise over HTTP even from a sync command. Ironic's agent_client reads failures of sync
+   * commands only from the HTTP status; a FAILED result with 200 is taken as success and ends
+   * in an unrelated TypeError (e.g. iterating a missing `deploy_steps`).
+   */
+  overHttp = false;
 
   constructor(type: string, code: number, summary: string, details: string) {
     super(`${summary}: ${details}`);
@@ -58,6 +64,10 @@ export const methodNotFound = (method: string) =>
 export const deviceNotFound = kind('DeviceNotFound', 404, 'Error finding the disk or partition device to deploy the image onto');
 export const protectedDevice = kind('ProtectedDeviceError', 500, 'Clean step failed');
 export const blockDeviceError = kind('BlockDeviceError', 500, 'Block device caused unknown error');
+export const hardwareManagerConfigurationError = kind('HardwareManagerConfigurationError', 500, 'Hardware manager configuration error');
+export const blockDeviceEraseError = kind('BlockDeviceEraseError', 500, 'Error erasing block device');
+export const incompatibleHardwareMethod = kind('IncompatibleHardwareMethodError', 500, 'HardwareManager method is not compatible with hardware');
+export const inspectionError = kind('InspectionError', 500, 'Failure in inspection');
 export const systemRebootError = kind('SystemRebootError', 500, 'Error rebooting system');
 
 /** Any thrown value as the error object of a FAILED command result (spec §6.3, §14.2). */

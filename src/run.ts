@@ -4,6 +4,10 @@ export interface RunOptions {
   input?: string | Buffer;
   timeoutSeconds?: number;
   env?: Record<string, string>;
+  /** Kills the tool when aborted (a step past its timeout). */
+  signal?: AbortSignal;
+  /** Called with each line the tool writes to stderr while it runs (progress of shred, nvme...). */
+  onStderrLine?: (line: string) => void;
 }
 
 /** Runs an external tool with an argument array (never a shell) and returns its stdout. */
@@ -34,23 +38,40 @@ let execaModule: Promise<typeof import('execa')> | undefined;
 export const runCommand: RunCommand = async (file, args, opts = {}) => {
   const { execa } = await (execaModule ??= import('execa'));
   try {
-    const result = await execa(file, args, {
+    const subprocess = execa(file, args, {
       input: opts.input,
       timeout: opts.timeoutSeconds === undefined ? undefined : opts.timeoutSeconds * 1000,
       env: opts.env,
+      cancelSignal: opts.signal,
       stripFinalNewline: false,
       maxBuffer: 64 * 1024 * 1024,
     });
+    if (opts.onStderrLine) followLines(subprocess.stderr, opts.onStderrLine);
+    const result = await subprocess;
     return result.stdout;
   } catch (err) {
     throw toolError(file, args, err as ExecaError);
   }
 };
 
+/** Splits a stream into lines (LF or CR: progress meters rewrite their line with CR). */
+function followLines(stream: NodeJS.ReadableStream | null, onLine: (line: string) => void): void {
+  let pending = '';
+  stream?.on('data', (chunk: Buffer | string) => {
+    pending += chunk.toString();
+    const parts = pending.split(/\r|\n/);
+    pending = parts.pop() ?? '';
+    for (const part of parts) if (part.trim() !== '') onLine(part);
+  });
+  stream?.on('end', () => {
+    if (pending.trim() !== '') onLine(pending);
+  });
+}
+
 function toolError(file: string, args: readonly string[], err: ExecaError): ToolError {
   if (err.code === 'ENOENT') return new ToolError(file, `${file} is not installed (needed for: ${file} ${args.join(' ')})`);
   const stderr = typeof err.stderr === 'string' ? err.stderr : '';
   const tail = stderr.trim().split('\n').slice(-5).join(' | ');
-  const why = err.timedOut ? 'timed out' : err.signal ? `was killed by ${err.signal}` : `exited with ${err.exitCode}`;
+  const why = err.isCanceled ? 'was stopped (the step was cancelled or timed out)' : err.timedOut ? 'timed out' : err.signal ? `was killed by ${err.signal}` : `exited with ${err.exitCode}`;
   return new ToolError(file, `${file} ${args.join(' ')} ${why}${tail ? `: ${tail}` : ''}`, err.exitCode, stderr);
 }

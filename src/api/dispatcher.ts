@@ -30,11 +30,29 @@ export class CommandDispatcher {
   private readonly ctx: AgentContext;
   private readonly hooks: DispatcherHooks;
   private lock: Promise<unknown> = Promise.resolve();
+  /** Aborted by reset(): everything running belongs to a machine that went down. */
+  private boot = new AbortController();
+  private readonly running = new Set<Promise<void>>();
 
   constructor(extensions: readonly Extension[], ctx: AgentContext, hooks: DispatcherHooks) {
     for (const ext of extensions) this.extensions.set(ext.name, ext);
     this.ctx = ctx;
     this.hooks = hooks;
+  }
+
+  /**
+   * The machine went down (simulated power action, or the agent stops): abort running
+   * commands, wait until they have stopped, and forget the command log, as a fresh boot would.
+   * Waiting matters: two image writers must never overlap on one disk.
+   */
+  async reset(reason: string): Promise<void> {
+    this.boot.abort(new Error(reason));
+    while (this.running.size > 0) {
+      this.ctx.log.warn({ running: this.running.size }, 'waiting for running commands to stop');
+      await Promise.race([Promise.all(this.running), new Promise((r) => setTimeout(r, 10_000).unref())]);
+    }
+    this.log.clear();
+    this.boot = new AbortController();
   }
 
   /** `{extension: [command, ...]}`, for help texts and tests. */
@@ -85,7 +103,7 @@ export class CommandDispatcher {
       record.finish('SUCCEEDED', wrapResult(value, undefined), null);
     } catch (err) {
       // Content errors raised by a sync command reach the caller as HTTP errors (spec §6.6).
-      if (err instanceof AgentError && err.code === 400) throw err;
+      if (err instanceof AgentError && (err.code === 400 || err.overHttp)) throw err;
       this.ctx.log.error({ command: fullName, err: errorMessage(err) }, 'command failed');
       record = new CommandRecord(fullName, 'FAILED');
       record.finish('FAILED', null, toCommandError(err));
@@ -100,7 +118,7 @@ export class CommandDispatcher {
     const ctx = this.commandContext(cmdName, (progress) => {
       if (record.running) record.progress = progress;
     });
-    void (async () => {
+    const task = (async () => {
       try {
         const value = await spec.run(params, ctx);
         record.finish('SUCCEEDED', wrapResult(value, cmdName), null);
@@ -112,11 +130,13 @@ export class CommandDispatcher {
       }
       this.hooks.asyncFinished(record);
     })();
+    this.running.add(task);
+    void task.finally(() => this.running.delete(task));
     return record;
   }
 
   private commandContext(commandName: string, setProgress: (p: unknown) => void): CommandContext {
-    return Object.assign(Object.create(this.ctx) as AgentContext, { commandName, setProgress });
+    return Object.assign(Object.create(this.ctx) as AgentContext, { commandName, setProgress, signal: this.boot.signal });
   }
 }
 

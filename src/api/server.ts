@@ -154,6 +154,9 @@ export class AgentApiServer {
   private listCommands(url: URL, res: ServerResponse): void {
     const verdict = this.authorize(url, 'read');
     const commands = this.opts.dispatcher.log.list().map((r) => serialize(r, verdict));
+    // How the conductor follows a long step (spec §8.7): one line per poll, with what it saw last.
+    const last = this.opts.dispatcher.log.last();
+    this.opts.log.debug({ count: commands.length, last: last?.name, status: last?.status }, 'command list requested');
     send(res, 200, { commands });
   }
 

@@ -9,6 +9,8 @@ import {
   hostText,
   microversionText,
   numberText,
+  optionWords,
+  wordList,
   portText,
   tokenText,
 } from './values.ts';
@@ -36,6 +38,8 @@ function option<T>(spec: OptionSpec<T>): OptionSpec<T> {
 }
 
 const seconds = numberText({ min: 0 });
+/** A comma list of names, empty entries dropped. */
+const nameList = z.string().transform((text) => text.split(',').map((n) => n.trim()).filter((n) => n !== ''));
 const formatList = z.string().transform((text) => text.split(',').map((f) => f.trim().toLowerCase()).filter((f) => f !== ''));
 const count = numberText({ min: 0, integer: true });
 
@@ -204,6 +208,75 @@ export const OPTIONS = {
     schema: boolText, default: false,
     help: 'Log power actions (power_off, reboot, lockdown) instead of doing them, then behave as a freshly booted ramdisk. For tests and the demo; flag only.',
   }),
+
+  // Issue 6: the steps engine, operator plugins, inject_files and container steps.
+  pluginDir: option({
+    param: 'ina-plugin-dir', schema: absolutePathList, default: ['/usr/lib/ironic-node-agent/plugins'] as string[], repeatable: true,
+    help: 'Directories of operator plugins (ES modules .js/.mjs/.ts offering steps). The default may be absent; a directory given explicitly must exist.',
+  }),
+  pluginStepTimeout: option({
+    param: 'ina-plugin-step-timeout', schema: numberText({ min: 1 }), default: 3600,
+    help: 'Seconds a plugin step may run before it fails, unless the step sets its own timeout.',
+  }),
+  injectFilesPriority: option({
+    param: 'ipa-inject-files-priority', schema: count, default: 0,
+    help: 'Priority of the inject_files deploy and service step (0: only when requested).',
+  }),
+  containerRunner: option({
+    param: 'ina-container-runner', schema: enumText(['podman', 'docker']), default: 'podman' as 'podman' | 'docker',
+    help: 'Container runner of the container steps (IPA [container]runner); Ironic may override it in lookup.',
+  }),
+  allowArbitraryContainers: option({
+    param: 'ina-allow-arbitrary-containers', schema: boolText, default: false,
+    help: 'Let step arguments name any container image (IPA [container]allow_arbitrary_containers).',
+  }),
+  allowedContainers: option({
+    param: 'ina-allowed-containers', schema: wordList, default: [] as string[], repeatable: true,
+    help: 'Container images step arguments may name (IPA [container]allowed_containers; comma list on the kernel command line).',
+  }),
+  containerStepsFile: option({
+    param: 'ina-container-steps-file', schema: absolutePath, default: '/etc/ironic-node-agent/container-steps.yaml',
+    help: 'YAML file of container steps baked into the ramdisk (IPA [container]container_steps_file); absent: none.',
+  }),
+  containerPullOptions: option({
+    param: 'ina-container-pull-options', schema: optionWords, default: [] as string[],
+    help: 'Options of "<runner> pull", space-separated (IPA [container]pull_options).',
+  }),
+  containerRunOptions: option({
+    param: 'ina-container-run-options', schema: optionWords, default: ['--rm', '--network=host'] as string[],
+    help: 'Options of "<runner> run", space-separated (IPA [container]run_options).',
+  }),
+
+  // Issue 5: inventory, inspection, cleaning.
+  inspectionCallbackUrl: option({
+    param: 'ipa-inspection-callback-url', schema: apiUrlList, default: [] as string[],
+    help: 'Where to POST the inspection data at start-up (comma list tried in order). Without it, inspection runs only when ipa-inspection-collectors and ipa-api-url are both set (then to <api-url>/v1/continue_inspection).',
+  }),
+  inspectionCollectors: option({
+    param: 'ipa-inspection-collectors', schema: nameList, default: [] as string[],
+    help: 'Inspection collectors, in order: default, logs, pci-devices, numa-topology, dmi-decode (empty: default,logs).',
+  }),
+  inspectionDhcpWaitTimeout: option({
+    param: 'ipa-inspection-dhcp-wait-timeout', schema: seconds, default: 60,
+    help: 'Seconds inspection waits for the PXE interface (or all, see below) to have an IPv4 address.',
+  }),
+  inspectionDhcpAllInterfaces: option({
+    param: 'ipa-inspection-dhcp-all-interfaces', schema: boolText, default: false,
+    help: 'Wait for every interface to have an IPv4 address before inspection, not only the PXE one.',
+  }),
+  collectLldp: option({
+    param: 'ipa-collect-lldp', schema: boolText, default: false,
+    help: 'Listen for LLDP frames on every NIC and report their TLVs in the inventory (interfaces[].lldp); needs tcpdump.',
+  }),
+  lldpTimeout: option({
+    param: 'ipa-lldp-timeout', schema: numberText({ min: 0.1 }), default: 30,
+    help: 'Seconds to listen for LLDP frames.',
+  }),
+  guardSpecialFilesystems: option({
+    param: 'ipa-guard-special-filesystems', schema: boolText, default: true,
+    help: 'Refuse to erase devices carrying shared-disk cluster filesystems (GPFS, VMFS, GFS2); a node can opt out with driver_internal_info.wipe_special_filesystems=false.',
+  }),
+
   // Issue 4: the image data path (IPA's config-file options; Ironic's lookup answer overrides the first four).
   md5Enabled: option({
     param: 'ina-md5-enabled', schema: boolText, default: true,

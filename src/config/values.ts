@@ -107,3 +107,9 @@ export const bootifText = z.string().regex(
   /^(01-)?([0-9A-Fa-f]{2}[-:]){5}[0-9A-Fa-f]{2}$/,
   'expected a MAC address, optionally in pxelinux form 01-aa-bb-cc-dd-ee-ff',
 );
+
+/** A comma list of words (container image references); empty entries dropped. */
+export const wordList = z.string().transform((text) => text.split(',').map((w) => w.trim()).filter((w) => w !== ''));
+
+/** Command-line options for a tool, space-separated as IPA's ramdisk builder writes them. */
+export const optionWords = z.string().transform((text) => text.split(/\s+/).filter((w) => w !== ''));

@@ -1,5 +1,6 @@
 import { imageExtension } from './image.ts';
 import { logExtension } from './log.ts';
+import { pollExtension } from './poll.ts';
 import { standbyImageCommands } from './standby-image.ts';
 import { standbyExtension } from './standby.ts';
 import { stepsExtension } from './steps.ts';
@@ -15,6 +16,7 @@ export function builtinExtensions(): Extension[] {
     stepsExtension('service'),
     systemExtension,
     logExtension,
+    pollExtension,
     imageExtension(),
   ];
 }

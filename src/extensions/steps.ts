@@ -1,21 +1,21 @@
 import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
-import {
-  AgentError,
-  cleaningError,
-  deploymentError,
-  methodNotFound,
-  servicingError,
-  versionMismatch,
-} from '../errors.ts';
+import { hardwareManagerConfigurationError as configurationError, versionMismatch } from '../errors.ts';
+import { runStep } from '../steps/engine.ts';
 import type { NodeDict, StepKind } from '../steps/types.ts';
 import { command, type CommandContext, type Extension } from './types.ts';
 
-const WRAP_ERROR: Record<StepKind, (details: string) => AgentError> = {
-  deploy: deploymentError,
-  clean: cleaningError,
-  service: servicingError,
-};
+/** Steps are listed or run only when every provider loaded (see StepRegistry.loadProblems). */
+async function readySteps(ctx: CommandContext): Promise<void> {
+  const problems = ctx.steps.loadProblems;
+  if (problems.length > 0) {
+    const err = configurationError(`operator plugins failed to load, so the agent offers no steps until they are fixed: ${problems.join('; ')}`);
+    // Over HTTP, so that Ironic puts the reason into last_error instead of a TypeError.
+    err.overHttp = true;
+    throw err;
+  }
+  await ctx.steps.refresh(ctx);
+}
 
 const node = z.record(z.string(), z.unknown()).optional();
 /** Ironic sends a list; IPA's own tests send `{}`. Neither is read by the built-in steps. */
@@ -36,6 +36,7 @@ export function stepsExtension(kind: StepKind): Extension {
   const versionKey = `${kind}_version`;
   const getSteps = command('sync', z.looseObject({ node, ports }), async (params, ctx) => {
     ctx.conductor.cacheNode(params.node as NodeDict | undefined);
+    await readySteps(ctx);
     return {
       [`${kind}_steps`]: ctx.steps.stepsFor(kind, ctx),
       hardware_manager_version: ctx.steps.versions(),
@@ -59,7 +60,12 @@ export function stepsExtension(kind: StepKind): Extension {
       if (usedVersions && Object.keys(usedVersions).length > 0 && !isDeepStrictEqual(usedVersions, current)) {
         throw versionMismatch(current, usedVersions);
       }
-      const result = await runStep(kind, step.step, { ...kwargs, ...(step.args ?? {}) }, nodeDict as NodeDict | undefined, portList, ctx);
+      await readySteps(ctx);
+      const stepArgs = step.args ?? {};
+      const result = await runStep(
+        { kind, name: step.step, kwargs: { ...kwargs, ...stepArgs }, stepArgs, node: nodeDict as NodeDict | undefined, ports: portList },
+        ctx,
+      );
       return { [`${kind}_result`]: result ?? null, [`${kind}_step`]: step };
     },
   );
@@ -68,28 +74,4 @@ export function stepsExtension(kind: StepKind): Extension {
     name: kind,
     commands: { [`get_${kind}_steps`]: getSteps, [`execute_${kind}_step`]: executeStep },
   };
-}
-
-async function runStep(
-  kind: StepKind,
-  name: string,
-  args: Record<string, unknown>,
-  nodeDict: NodeDict | undefined,
-  portList: unknown,
-  ctx: CommandContext,
-): Promise<unknown> {
-  const found = ctx.steps.find(kind, name, ctx);
-  if (!found) throw methodNotFound(name);
-  ctx.log.info({ kind, step: name, provider: found.provider.displayName }, `running ${kind} step ${name}`);
-  try {
-    return await found.definition.run(
-      { args, node: nodeDict, ports: Array.isArray(portList) ? portList : [], kind },
-      ctx,
-    );
-  } catch (err) {
-    if (err instanceof AgentError) throw err;
-    const cls = err instanceof Error ? err.name : 'Error';
-    const text = err instanceof Error ? err.message : String(err);
-    throw WRAP_ERROR[kind](`Unexpected exception performing ${kind} step ${name}. ${cls}: ${text}`);
-  }
 }

@@ -9,6 +9,11 @@ export type CommandContext = AgentContext & {
   readonly commandName: string;
   /** Progress of a running async command, shown in its result while it runs. */
   setProgress(progress: unknown): void;
+  /**
+   * Aborted when the machine goes down (a simulated reboot, or the agent stopping): long
+   * commands must stop promptly, as a real power-off would stop them.
+   */
+  readonly signal: AbortSignal;
 };
 
 export interface CommandSpec {

@@ -79,12 +79,21 @@ export class DiskGuard {
     return this.isAllowed(await realpath(device).catch(() => device));
   }
 
+  /** An allowlisted disk allows its partitions too (the metadata erase wipes them one by one). */
   private async isAllowed(resolved: string): Promise<boolean> {
+    const parent = await this.parentDisk(resolved);
     for (const entry of this.allow) {
       const target = await realpath(entry).catch(() => entry);
-      if (target === resolved) return true;
+      if (target === resolved || (parent !== undefined && target === parent)) return true;
     }
     return false;
+  }
+
+  private async parentDisk(resolved: string): Promise<string | undefined> {
+    const classDir = join(this.sys, 'class/block', basename(resolved));
+    if ((await this.readTrimmed(join(classDir, 'partition'))) === undefined) return undefined;
+    const real = await realpath(classDir).catch(() => undefined);
+    return real ? `/dev/${basename(join(real, '..'))}` : undefined;
   }
 
   private async deviceAndPartitions(resolved: string): Promise<BlockNode[]> {

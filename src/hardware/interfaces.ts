@@ -1,6 +1,7 @@
 import { readFile, readdir, readlink, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { RunCommand } from '../run.ts';
+import type { LldpTlv } from './lldp.ts';
 
 /** One NIC as the inventory reports it (spec §10.1). */
 export interface NetworkInterface {
@@ -9,7 +10,8 @@ export interface NetworkInterface {
   ipv4_address: string | null;
   ipv6_address: string | null;
   has_carrier: boolean;
-  lldp: null;
+  /** `[type, hex]` TLVs heard on the NIC, with ipa-collect-lldp; null otherwise. */
+  lldp: LldpTlv[] | null;
   vendor: string | null;
   product: string | null;
   client_id: null;

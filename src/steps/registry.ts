@@ -1,7 +1,7 @@
 import type { AgentContext } from '../agent-context.ts';
-import type { StepData, StepDefinition, StepKind, StepProvider } from './types.ts';
+import type { ArgInfo, StepData, StepDefinition, StepKind, StepProvider } from './types.ts';
 
-interface Candidate {
+export interface Candidate {
   provider: StepProvider;
   definition: StepDefinition;
   data: StepData;
@@ -29,6 +29,25 @@ export class StepRegistry {
 
   list(): readonly StepProvider[] {
     return this.providers;
+  }
+
+  /**
+   * Problems that make the offered steps untrustworthy (an operator plugin that failed to
+   * load). While there are any, get_*_steps fails with them instead of offering an
+   * incomplete plan: a custom-agent deploy must not go active without the operator's steps.
+   */
+  readonly loadProblems: string[] = [];
+
+  /** Lets providers re-read their inputs; called before steps are listed or run. */
+  async refresh(ctx: AgentContext): Promise<void> {
+    for (const p of this.providers) await p.refresh?.(ctx);
+  }
+
+  /** The step that loses to `name`'s winner for `kind`, if any: for "overrides" notes. */
+  overridden(kind: StepKind, name: string, ctx: AgentContext): StepProvider[] {
+    const winner = this.find(kind, name, ctx);
+    if (!winner) return [];
+    return this.providers.filter((p) => p !== winner.provider && p.steps.some((s) => s.step === name && s.kinds[kind]));
   }
 
   /** hardware_manager_version: `{name: version}` of every provider (spec §8.2). */
@@ -64,7 +83,7 @@ export class StepRegistry {
           reboot_requested: definition.reboot_requested ?? false,
         };
         if (kind !== 'deploy') data.abortable = offer.abortable ?? false;
-        if (definition.argsinfo) data.argsinfo = definition.argsinfo;
+        if (definition.argsinfo) data.argsinfo = reportedArgsinfo(definition.argsinfo);
         const candidate = { provider, definition, data };
         const current = byName.get(definition.step);
         if (!current || beats(candidate, current)) byName.set(definition.step, candidate);
@@ -72,6 +91,16 @@ export class StepRegistry {
     }
     return byName;
   }
+}
+
+/** Only IPA's keys go to Ironic; the agent keeps `type` for its own checks. */
+function reportedArgsinfo(argsinfo: NonNullable<StepDefinition['argsinfo']>): Record<string, ArgInfo> {
+  return Object.fromEntries(
+    Object.entries(argsinfo).map(([name, spec]) => [
+      name,
+      spec.required === undefined ? { description: spec.description } : { description: spec.description, required: spec.required },
+    ]),
+  );
 }
 
 function beats(a: Candidate, b: Candidate): boolean {

@@ -12,6 +12,13 @@ export interface ArgInfo {
   required?: boolean;
 }
 
+/** JSON types an argument may be declared with; checked before the step runs, never sent to Ironic. */
+export const ARG_TYPES = ['string', 'integer', 'number', 'boolean', 'object', 'array'] as const;
+export type ArgType = (typeof ARG_TYPES)[number];
+
+/** argsinfo as a step declares it: IPA's keys plus an optional type the agent checks. */
+export type ArgSpec = ArgInfo & { type?: ArgType };
+
 /** What get_*_steps reports for a step: plain data, exactly the keys IPA sends (spec §8.1). */
 export interface StepData {
   step: string;
@@ -33,7 +40,11 @@ export interface StepCall {
   kind: StepKind;
 }
 
-export type StepContext = AgentContext & { setProgress(progress: unknown): void };
+export type StepContext = AgentContext & {
+  setProgress(progress: unknown): void;
+  /** Aborted when the step runs past its timeout or the machine goes down: stop work, kill what you started. */
+  readonly signal: AbortSignal;
+};
 
 /**
  * A step: data plus a function. `priority` may depend on the configuration (e.g.
@@ -45,7 +56,15 @@ export interface StepDefinition {
   interface: StepInterface;
   kinds: Partial<Record<StepKind, { priority: number | ((ctx: AgentContext) => number); abortable?: boolean }>>;
   reboot_requested?: boolean;
-  argsinfo?: Record<string, ArgInfo>;
+  argsinfo?: Record<string, ArgSpec>;
+  /**
+   * Refuse `step.args` that argsinfo does not declare. IPA's own steps take undeclared
+   * arguments (write_image's image_info), so built-in steps default to false; operator
+   * plugins are always strict (spec §8.1: argsinfo is what Ironic validates user args with).
+   */
+  strictArgs?: boolean;
+  /** Fail the step after this many seconds (the step's signal is aborted). None: no limit. */
+  timeoutSeconds?: number;
   run(call: StepCall, ctx: StepContext): Promise<unknown>;
 }
 
@@ -62,4 +81,8 @@ export interface StepProvider {
   version: string;
   supportLevel: number;
   steps: StepDefinition[];
+  /** Where the provider comes from (an operator plugin's file), for messages. */
+  origin?: string;
+  /** Re-read what the steps depend on (e.g. a steps file named by the lookup) before use. */
+  refresh?(ctx: AgentContext): Promise<void>;
 }

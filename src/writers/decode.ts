@@ -129,7 +129,12 @@ async function* xz(input: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
     try {
       for await (const chunk of input) {
         if (stdin.destroyed) return;
-        if (!stdin.write(chunk)) await Promise.race([once(stdin, 'drain'), once(stdin, 'close')]);
+        if (!stdin.write(chunk)) {
+          // The loser's listeners must go, or every pause leaves two behind for the whole image.
+          const settled = new AbortController();
+          await Promise.race([once(stdin, 'drain', { signal: settled.signal }), once(stdin, 'close', { signal: settled.signal })]);
+          settled.abort();
+        }
       }
       stdin.end();
     } catch (err) {

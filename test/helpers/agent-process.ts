@@ -20,6 +20,8 @@ export interface AgentProcessOptions {
   flags?: string[];
   /** Defaults to a free port; listen and advertise use the same one. */
   port?: number;
+  /** The script Node runs: the TypeScript CLI by default, or the ramdisk's bundle. */
+  entry?: string;
 }
 
 /**
@@ -67,7 +69,7 @@ export class AgentProcess {
     const cmdlineFile = join(dir, 'cmdline');
     await writeFile(cmdlineFile, `${opts.cmdline ?? ''}\n`);
     const args = [
-      CLI, 'agent', '--cmdline-file', cmdlineFile,
+      opts.entry ?? CLI, 'agent', '--cmdline-file', cmdlineFile,
       '--listen-host', '127.0.0.1', '--listen-port', String(port), '--advertise-port', String(port),
       '--state-dir', join(dir, 'state'),
       ...(opts.flags ?? []),

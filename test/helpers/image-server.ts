@@ -154,8 +154,16 @@ function write(res: ServerResponse, chunk: Buffer): Promise<boolean> {
   return new Promise((resolve) => {
     if (res.write(chunk)) resolve(true);
     else {
-      res.once('drain', () => resolve(true));
-      res.once('close', () => resolve(false));
+      const onDrain = () => {
+        res.off('close', onClose);
+        resolve(true);
+      };
+      const onClose = () => {
+        res.off('drain', onDrain);
+        resolve(false);
+      };
+      res.once('drain', onDrain);
+      res.once('close', onClose);
     }
   });
 }

@@ -20,7 +20,7 @@ export class LoopDevice {
     this.dir = dir;
   }
 
-  static async create(sizeBytes: number, opts: { sectorSize?: 512 | 4096 } = {}): Promise<LoopDevice> {
+  static async create(sizeBytes: number, opts: { sectorSize?: 512 | 4096; readOnly?: boolean } = {}): Promise<LoopDevice> {
     const dir = mkdtempSync(join(tmpdir(), 'ina-loop-'));
     const file = join(dir, 'disk.img');
     const fh = await open(file, 'w');
@@ -28,6 +28,7 @@ export class LoopDevice {
     await fh.close();
     const args = ['--find', '--show'];
     if (opts.sectorSize) args.push('--sector-size', String(opts.sectorSize));
+    if (opts.readOnly) args.push('--read-only');
     const path = execFileSync('losetup', [...args, file], { encoding: 'utf8' }).trim();
     return new LoopDevice(path, file, dir);
   }

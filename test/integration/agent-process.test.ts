@@ -76,6 +76,24 @@ describe('the agent as a process', () => {
     ]);
   });
 
+  test('the wait for disks runs beside the lookup, and the API serves only after it', async () => {
+    const { url } = await fakeIronic((r) => {
+      if (r.path === '/') return ROOT_1_82;
+      if (r.path.startsWith('/v1/lookup')) return lookupAnswer('node-1', 'k'.repeat(43));
+      return { status: 202 };
+    });
+    const a = await agent({
+      cmdline: `ipa-api-url=${url} ipa-disk-wait-attempts=3 ipa-disk-wait-delay=0.5`,
+      flags: ['--no-enable-auto-tls', '--allow-device', '/dev/ina-test-absent-disk'],
+    });
+    await a.waitForMessage('agent API listening');
+    const at = (msg: string) => a.lines.findIndex((l) => l.msg.startsWith(msg));
+    expect(at('lookup succeeded')).toBeGreaterThanOrEqual(0);
+    expect(at('lookup succeeded')).toBeLessThan(at('no suitable disk found'));
+    expect(at('no suitable disk found')).toBeLessThan(at('agent API listening'));
+    expect(a.lines.filter((l) => l.msg === 'waiting for disks')).toHaveLength(2);
+  });
+
   test('lookup that never succeeds ends the process with an error after ipa-lookup-timeout (exit 1)', async () => {
     const { url } = await fakeIronic((r) => (r.path === '/' ? ROOT_1_82 : { status: 404, raw: 'nope' }));
     const a = await agent({ cmdline: `ipa-api-url=${url} ipa-lookup-interval=0.1 ipa-lookup-timeout=1` });

@@ -280,6 +280,11 @@ power_state_change_timeout = 2
 file_url_allowed_paths = ${dir}/files
 
 [deploy]
+# The agent's erase steps are off in automated cleaning unless a test turns them on in
+# extraConf (test/e2e/cleaning.test.ts): an agent without an allowlist would otherwise be
+# asked to erase this machine's own disk, which its disk guard refuses (clean failed).
+erase_devices_priority = 0
+erase_devices_metadata_priority = 0
 fast_track = ${bool(o.fastTrack, true)}
 fast_track_timeout = 60
 default_boot_mode = ${o.bootMode ?? 'uefi'}
