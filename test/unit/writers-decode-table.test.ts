@@ -97,10 +97,10 @@ describe('the held first MiB is checked before it is committed (spec §7.1 step 
     emptyMbr[511] = 0xaa;
     expect(() => readPartitionTable(emptyMbr, 512, '/dev/x')).toThrow(/No partitions found/);
     const badHeader = gptHead();
-    badHeader[512 + 40] ^= 0xff;
+    badHeader.writeUInt8(badHeader.readUInt8(512 + 40) ^ 0xff, 512 + 40);
     expect(() => readPartitionTable(badHeader, 512, '/dev/x')).toThrow(/GPT header checksum does not match/);
     const badEntries = gptHead();
-    badEntries[1024 + 56] ^= 0xff;
+    badEntries.writeUInt8(badEntries.readUInt8(1024 + 56) ^ 0xff, 1024 + 56);
     expect(() => readPartitionTable(badEntries, 512, '/dev/x')).toThrow(/partition entries checksum does not match/);
     expect(() => readPartitionTable(gptHead(), 4096, '/dev/x')).toThrow(/uses 512-byte sectors, the device \/dev\/x has 4096-byte sectors/);
   });
