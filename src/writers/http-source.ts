@@ -21,6 +21,8 @@ export interface HttpSourceOptions {
   retry: RetryPolicy;
   clock: Clock;
   log: Logger;
+  /** The machine is going down (ctx.signal): no more requests, resumes or retries. */
+  signal?: AbortSignal | undefined;
 }
 
 type Response = Dispatcher.ResponseData;
@@ -87,6 +89,7 @@ export class HttpSource implements ImageSource {
         throw new Error(`the connection ended after ${this.delivered} of ${this.size} bytes`);
       } catch (err) {
         if (err instanceof ImageError || err instanceof RestartTransfer) throw err;
+        this.opts.signal?.throwIfAborted();
         this.checkDeadline();
         await this.resume(err);
       }
@@ -110,7 +113,7 @@ export class HttpSource implements ImageSource {
         { url: this.url, offset: this.delivered, attempt: this.resumes, err: secondary(cause) },
         `image download interrupted at byte ${this.delivered}; resuming with a Range request`,
       );
-      await this.opts.clock.sleep(intervalSeconds);
+      await this.opts.clock.sleep(intervalSeconds, this.opts.signal);
       this.checkDeadline();
       const range: Record<string, string> = { range: `bytes=${this.delivered}-` };
       if (this.validator) range['if-range'] = this.validator;
@@ -178,7 +181,9 @@ async function request(url: string, headers: Record<string, string>, opts: HttpS
   if (remaining !== undefined && remaining <= 0) {
     throw imageDownloadTimeoutError(opts.imageId, `Download exceeded max allowed time (${opts.retry.maxDurationSeconds} seconds)`);
   }
-  const signal = remaining === undefined ? undefined : AbortSignal.timeout(Math.ceil(remaining * 1000));
+  opts.signal?.throwIfAborted();
+  const deadline = remaining === undefined ? undefined : AbortSignal.timeout(Math.ceil(remaining * 1000));
+  const signal = opts.signal && deadline ? AbortSignal.any([opts.signal, deadline]) : (opts.signal ?? deadline);
   try {
     return await dispatcher.request({
       origin: new URL(url).origin,
@@ -189,7 +194,8 @@ async function request(url: string, headers: Record<string, string>, opts: HttpS
       signal,
     });
   } catch (err) {
-    if (signal?.aborted) {
+    opts.signal?.throwIfAborted();
+    if (deadline?.aborted) {
       throw imageDownloadTimeoutError(opts.imageId, `Download exceeded max allowed time (${opts.retry.maxDurationSeconds} seconds)`);
     }
     throw err;
@@ -213,11 +219,12 @@ export async function getWithRetries(url: string, headers: Record<string, string
       failure = imageDownloadError(opts.imageId, message);
     } catch (err) {
       if (err instanceof ImageError && !err.retryable) throw err;
+      opts.signal?.throwIfAborted();
       failure = err as Error;
     }
     if (attempt >= retries) throw failure instanceof ImageError ? failure : imageDownloadError(opts.imageId, secondary(failure));
     opts.log.warn({ url, attempt: attempt + 1, err: secondary(failure) }, `Unable to connect to ${url}, retrying`);
-    await opts.clock.sleep(intervalSeconds);
+    await opts.clock.sleep(intervalSeconds, opts.signal);
   }
 }
 

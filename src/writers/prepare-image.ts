@@ -32,7 +32,8 @@ export interface PrepareImageParams {
   force?: boolean | undefined;
 }
 
-type Context = AgentContext & { setProgress(progress: unknown): void };
+/** A command's or a step's context: `signal` aborts when the machine goes down. */
+type Context = AgentContext & { setProgress(progress: unknown): void; readonly signal?: AbortSignal };
 
 /**
  * standby.prepare_image (spec §7.1) for whole-disk images: pick the root device, stream the
@@ -140,6 +141,7 @@ export async function writeImage(
     http,
     clock: realClock,
     log: ctx.log,
+    signal: ctx.signal,
     retry: {
       retries: ctx.config.imageDownloadConnectionRetries,
       intervalSeconds: ctx.config.imageDownloadConnectionRetryInterval,
@@ -167,6 +169,7 @@ export async function writeImage(
     guard: async () => void (await ctx.diskGuard.check(device)),
     progress,
     beforeCommit,
+    signal: ctx.signal,
   });
   ctx.log.info(
     {

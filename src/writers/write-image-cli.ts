@@ -74,6 +74,7 @@ export async function writeImageCommand(argv: string[]): Promise<number> {
   const isHttp = /^https?:\/\//.test(source);
   const url = isHttp ? source : pathToFileURL(resolve(source)).href;
   const id = basename(new URL(url).pathname) || source;
+  let stopSignals: [NodeJS.Signals, () => void][] = [];
   try {
     const hashAlgo = opts['hash-algo'];
     // validateImageInfo wants http(s) URLs; a local file is checked as one with the same name.
@@ -87,8 +88,13 @@ export async function writeImageCommand(argv: string[]): Promise<number> {
     info.urls = [url];
     const guard = new DiskGuard({ allowDevices: [device] });
     await guard.check(device);
+    // Ctrl-C or SIGTERM mid-write: stop, wipe both partition tables, exit 1 (never a half-written bootable disk).
+    const stop = new AbortController();
+    const onSignal = (name: string) => () => stop.abort(new Error(`interrupted by ${name}`));
+    stopSignals = [['SIGINT', onSignal('SIGINT')], ['SIGTERM', onSignal('SIGTERM')]];
+    for (const [name, handler] of stopSignals) process.once(name, handler);
     const sourceOpts: HttpSourceOptions = {
-      imageId: id,
+      imageId: id, signal: stop.signal,
       http: { timeoutSeconds: 60, insecure: opts.insecure === true, cafile: opts.cafile, proxies: {}, noProxy: undefined, authorization: undefined },
       clock: realClock, log,
       retry: { retries: opts.retries, intervalSeconds: opts['retry-interval'], deadline: undefined, maxDurationSeconds: 0 },
@@ -103,6 +109,7 @@ export async function writeImageCommand(argv: string[]): Promise<number> {
       retries: opts.retries, retryIntervalSeconds: opts['retry-interval'], run: runCommand, log, clock: realClock,
       guard: async () => void (await guard.check(device)),
       progress,
+      signal: stop.signal,
       beforeCommit: (head, dev) => {
         table = readPartitionTable(head, dev.logicalBlockSize, dev.path);
       },
@@ -120,6 +127,7 @@ export async function writeImageCommand(argv: string[]): Promise<number> {
     process.stderr.write(`\nironic-node-agent write-image: ${errorMessage(err)}\n`);
     return 1;
   } finally {
+    for (const [name, handler] of stopSignals) process.off(name, handler);
     log.flush();
   }
 }

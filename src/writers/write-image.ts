@@ -49,6 +49,8 @@ export interface WriteImageOptions {
   progress?: Progress;
   /** Sees the image's first MiB before it is committed: refuse there and the disk stays unbootable. */
   beforeCommit?(head: Buffer, device: BlockDeviceInfo): Promise<void> | void;
+  /** The machine is going down (ctx.signal): stop at once, wipe, never retry. */
+  signal?: AbortSignal | undefined;
 }
 
 export interface WriteImageResult {
@@ -82,19 +84,25 @@ export async function writeImageToDevice(opts: WriteImageOptions): Promise<Write
     } catch (raw) {
       const restart = raw instanceof RestartTransfer;
       const err = toImageError(raw, opts);
+      if (opts.signal?.aborted) throw interrupted(opts);
       if ((!restart && !err.retryable) || attempt >= opts.retries) throw err;
       opts.log.warn(
         { image: opts.imageId, attempt: attempt + 1, of: opts.retries + 1, err: err.details },
         `Image download failed, ${attempt + 1} of ${opts.retries + 1}: ${err.details}`,
       );
-      if (!restart) await opts.clock.sleep(opts.retryIntervalSeconds);
+      if (!restart) await opts.clock.sleep(opts.retryIntervalSeconds, opts.signal).catch(() => undefined);
+      if (opts.signal?.aborted) throw interrupted(opts);
     }
   }
 }
 
 async function attemptWrite(opts: WriteImageOptions): Promise<Omit<WriteImageResult, 'seconds'>> {
+  opts.signal?.throwIfAborted();
   const device = await blockDeviceInfo(opts.device);
   const source = await opts.openSource();
+  // A stalled read would not notice the signal: closing the source ends it at once.
+  const stop = () => void source.close();
+  opts.signal?.addEventListener('abort', stop, { once: true });
   const progress = opts.progress;
   progress?.restart(source.size);
   let receivedBytes = 0;
@@ -139,8 +147,13 @@ async function attemptWrite(opts: WriteImageOptions): Promise<Omit<WriteImageRes
       writer = await RawWriter.open(ctx, compression === 'none' ? expectedSize : undefined);
     }
     try {
-      for await (const chunk of image.stream) await writer.write(chunk);
+      for await (const chunk of image.stream) {
+        opts.signal?.throwIfAborted();
+        await writer.write(chunk);
+      }
+      opts.signal?.throwIfAborted();
       const { bytes, digest } = await writer.finish();
+      opts.signal?.throwIfAborted();
       progress?.finishing();
       const received = receivedHasher ? await receivedHasher.digest() : digest!;
       const matches = (d: string | undefined) => d !== undefined && d.toLowerCase() === opts.expected.value;
@@ -165,12 +178,21 @@ async function attemptWrite(opts: WriteImageOptions): Promise<Omit<WriteImageRes
       await writer.close();
     }
   } finally {
+    opts.signal?.removeEventListener('abort', stop);
     await source.close();
   }
 }
 
+/** The write stopped because the machine is going down (a reboot or the agent stopping). */
+function interrupted(opts: WriteImageOptions): ImageError {
+  const reason = opts.signal?.reason;
+  const why = reason instanceof Error ? reason.message : String(reason ?? 'aborted');
+  return nonRetryable(imageDownloadError(opts.imageId, `the write to ${opts.device} was interrupted: ${why}`));
+}
+
 /** Every failure as IPA's error type (spec §9.4), so Ironic shows the operator the real cause. */
 function toImageError(err: unknown, opts: WriteImageOptions): ImageError {
+  if (opts.signal?.aborted) return interrupted(opts);
   if (err instanceof ImageError) return err;
   if (err instanceof RestartTransfer) return imageDownloadError(opts.imageId, err.message);
   if (err instanceof ImageTooLargeError) return invalidImage(`Image ${opts.imageId} cannot be written: ${err.message}`);

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -72,4 +72,25 @@ describe.skipIf(!canRun)('ironic-node-agent write-image', () => {
     const notDevice = await cli([image.path, join(dir, 'not-a-device'), '--checksum', image.sha256]);
     expect(notDevice.code).toBe(1);
   });
+
+  test('Ctrl-C during a stalled download: exit 1, interrupted, and no partition table left', async () => {
+    execFileSync('dd', [`if=${image.path}`, `of=${disk.path}`, 'bs=4M', 'conv=fsync', 'status=none']);
+    expect(partitionTableOf(disk.path)).toBe('gpt');
+    const url = server.serve('/stall.raw', { path: image.path });
+    server.inject('/stall.raw', { stall: 20 * MiB });
+    const child = spawn(process.execPath, [CLI, 'write-image', url, disk.path, '--checksum', image.sha256], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await new Promise<void>((resolve) => {
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        // A progress line: bytes are on the disk and the server has gone silent past them.
+        if (/\d+\.\d% /.test(stderr)) resolve();
+      });
+    });
+    child.kill('SIGINT');
+    expect(await exited).toBe(1);
+    expect(stderr).toContain('interrupted by SIGINT');
+    expect(partitionTableOf(disk.path)).toBeUndefined();
+  }, 60_000);
 });
