@@ -17,6 +17,8 @@ PACKAGES=(
   hdparm smartmontools lvm2 dmidecode ipmitool psmisc tcpdump
   # issue 4: config drives (isoinfo for the vfat rebuild, mtools to fill it; genisoimage in tests)
   genisoimage mtools
+  # issue 7: bootc deploys (skopeo for the manifest size; the rest for the bootc double, TLS+htpasswd registry, TPM2 LUKS tests)
+  skopeo apache2-utils openssl cryptsetup-bin swtpm swtpm-tools tpm2-tools xfsprogs
 )
 
 log() { echo "setup: $*" >&2; }
