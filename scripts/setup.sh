@@ -19,6 +19,8 @@ PACKAGES=(
   genisoimage mtools
   # issue 8: building the ramdisk (depmod) and booting it (QEMU), SSH into it
   kmod qemu-system-x86 openssh-client
+  # issue 7: bootc deploys (the memory check reads image manifests with skopeo)
+  skopeo
 )
 
 log() { echo "setup: $*" >&2; }

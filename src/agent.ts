@@ -19,6 +19,7 @@ import { decideToken, type TokenDecision } from './conductor/token.ts';
 import { AGENT_VERIFY_CA, atLeast } from './conductor/version.ts';
 import { builtinExtensions } from './extensions/index.ts';
 import { imageSteps } from './extensions/standby-image.ts';
+import { bootcSteps } from './bootc/step.ts';
 import type { Extension } from './extensions/types.ts';
 import { cleaningSteps } from './hardware/cleaning-steps.ts';
 import { DiskGuard } from './hardware/disk-guard.ts';
@@ -126,7 +127,7 @@ export class Agent {
       version: AGENT_VERSION,
       startedAt: Date.now() / 1000,
       conductor: this.conductor,
-      steps: new StepRegistry([genericProvider([...cleaningSteps, ...injectFilesSteps, ...imageSteps]), ...containerProvider(), ...(opts.providers ?? [])]),
+      steps: new StepRegistry([genericProvider([...cleaningSteps, ...injectFilesSteps, ...imageSteps, ...bootcSteps]), ...containerProvider(), ...(opts.providers ?? [])]),
       power,
       diskGuard: new DiskGuard({ allowDevices: this.config.allowDevice }),
       run: this.runTool,

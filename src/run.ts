@@ -8,6 +8,10 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Called with each line the tool writes to stderr while it runs (progress of shred, nvme...). */
   onStderrLine?: (line: string) => void;
+  /** Called with each line the tool writes to stdout while it runs. */
+  onStdoutLine?: (line: string) => void;
+  /** Start the tool with `env` only, not the agent's environment (tenant code must not see it). */
+  cleanEnv?: boolean;
 }
 
 /** Runs an external tool with an argument array (never a shell) and returns its stdout. */
@@ -42,11 +46,13 @@ export const runCommand: RunCommand = async (file, args, opts = {}) => {
       input: opts.input,
       timeout: opts.timeoutSeconds === undefined ? undefined : opts.timeoutSeconds * 1000,
       env: opts.env,
+      extendEnv: !opts.cleanEnv,
       cancelSignal: opts.signal,
       stripFinalNewline: false,
       maxBuffer: 64 * 1024 * 1024,
     });
     if (opts.onStderrLine) followLines(subprocess.stderr, opts.onStderrLine);
+    if (opts.onStdoutLine) followLines(subprocess.stdout, opts.onStdoutLine);
     const result = await subprocess;
     return result.stdout;
   } catch (err) {

@@ -302,6 +302,28 @@ export const OPTIONS = {
     param: 'ina-config-drive-rebuild', schema: boolText, default: false,
     help: 'Always write the config drive as a vfat CONFIG-2 filesystem instead of copying the ISO (IPA option config_drive_rebuild).',
   }),
+
+  // Issue 7: bootc deploys.
+  disableBootcDeploy: option({
+    param: 'ipa-disable-bootc-deploy', schema: boolText, default: false,
+    help: 'Refuse execute_bootc_install (IPA option disable_bootc_deploy).',
+  }),
+  bootcWorkDir: option({
+    param: 'ina-bootc-work-dir', schema: absolutePath, default: '/run/ironic-node-agent/bootc',
+    help: 'Private directory (0700) for the pull auth file and the authorized keys given to bootc; never under /tmp (bootc hides it).',
+  }),
+  bootcPullRetries: option({
+    param: 'ina-bootc-pull-retries', schema: count, default: 3,
+    help: 'Retries of a bootc image pull that failed for a network reason (not for auth or a missing image).',
+  }),
+  bootcPullRetryDelay: option({
+    param: 'ina-bootc-pull-retry-delay', schema: seconds, default: 5,
+    help: 'Seconds between bootc pull retries.',
+  }),
+  bootcExpansionFactor: option({
+    param: 'ina-bootc-expansion-factor', schema: numberText({ min: 1 }), default: 3,
+    help: 'Space a bootc image needs in container storage, as a multiple of its compressed size (layers are stored unpacked).',
+  }),
 } as const;
 
 export type OptionName = keyof typeof OPTIONS;

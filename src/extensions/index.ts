@@ -1,3 +1,4 @@
+import { bootcCommands } from '../bootc/step.ts';
 import { imageExtension } from './image.ts';
 import { logExtension } from './log.ts';
 import { pollExtension } from './poll.ts';
@@ -10,7 +11,7 @@ import type { Extension } from './types.ts';
 /** Every extension the agent serves, by wire name (spec §7). */
 export function builtinExtensions(): Extension[] {
   return [
-    standbyExtension(standbyImageCommands()),
+    standbyExtension({ ...standbyImageCommands(), ...bootcCommands() }),
     stepsExtension('deploy'),
     stepsExtension('clean'),
     stepsExtension('service'),
