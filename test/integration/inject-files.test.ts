@@ -8,6 +8,9 @@ import { request } from 'undici';
 import { isRoot, prerequisite } from '../helpers/env.ts';
 import { startAgent } from '../helpers/in-process-agent.ts';
 import { LoopDevice, sh } from '../helpers/loop.ts';
+import { stepContext } from '../helpers/erase-context.ts';
+import { runCommand, type RunCommand } from '../../src/run.ts';
+import { injectFilesSteps } from '../../src/steps/inject-files/step.ts';
 
 const canRun = prerequisite('root (loop devices, mount)', isRoot);
 const TOKEN = 'test-token-0123456789abcdefghijklmnopqrstuv';
@@ -198,6 +201,47 @@ describe.skipIf(!canRun)('inject_files on a loop device (spec §8.4.1)', () => {
       execFileSync('umount', [dir]);
       rmdirSync(dir);
     }
+    expect(readdirSync(tmpdir()).filter((d) => d.startsWith('ina-inject-'))).toEqual([]);
+  });
+});
+
+describe.skipIf(!canRun)('inject_files interrupted (the machine goes down, or the step times out)', () => {
+  let disk: LoopDevice;
+
+  beforeAll(async () => {
+    disk = await LoopDevice.create(48 * 2 ** 20);
+    sh('sgdisk', ['-n', '1:0:0', disk.path]);
+    disk.scanPartitions();
+    sh('mkfs.ext4', ['-q', disk.partition(1)]);
+  });
+
+  afterAll(async () => {
+    for (const line of ourMounts()) {
+      const dir = line.split(' ')[4];
+      if (dir) execFileSync('umount', [dir]);
+    }
+    await disk?.destroy();
+  });
+
+  test('still unmounts what it mounted: the step signal kills new tools, not the cleanup', async () => {
+    const abort = new AbortController();
+    // As the engine does: every tool of the step gets the step's signal unless it says otherwise.
+    const run: RunCommand = async (file, args, opts) => {
+      const out = await runCommand(file, args, { signal: abort.signal, ...opts });
+      if (file === 'mount') abort.abort(new Error('the machine goes down'));
+      return out;
+    };
+    const { ctx } = stepContext([disk.path], { run });
+    const node = { uuid: 'node-8', properties: { root_device: { name: disk.path } } };
+    ctx.conductor.cacheNode(node);
+    const step = injectFilesSteps.find((s) => s.step === 'inject_files')!;
+    const stepCtx = Object.assign(Object.create(ctx) as typeof ctx, { signal: abort.signal });
+    const files = [
+      { path: '/a', partition: 1, content: b64('a') },
+      { path: '/b', partition: 1, content: b64('b') },
+    ];
+    await expect(step.run({ args: { files }, node, ports: [], kind: 'deploy' }, stepCtx)).rejects.toThrow(/machine goes down/);
+    expect(ourMounts()).toEqual([]);
     expect(readdirSync(tmpdir()).filter((d) => d.startsWith('ina-inject-'))).toEqual([]);
   });
 });
