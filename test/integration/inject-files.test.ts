@@ -60,6 +60,8 @@ describe.skipIf(!canRun)('inject_files on a loop device (spec §8.4.1)', () => {
       execFileSync('mkdir', ['-p', join(root, 'etc/ssh')]);
       writeFileSync(join(root, 'etc/old.conf'), 'old');
       execFileSync('ln', ['-s', '/etc/passwd', join(root, 'etc/passwd-link')]);
+      // A FIFO in the image: opening it for writing would block until a reader comes, forever.
+      execFileSync('mkfifo', [join(root, 'etc/fifo')]);
     });
     other = await LoopDevice.create(16 * 2 ** 20);
     sh('sgdisk', ['-n', '1:0:0', other.path]);
@@ -158,6 +160,13 @@ describe.skipIf(!canRun)('inject_files on a loop device (spec §8.4.1)', () => {
     const link = await inject([{ path: '/etc/passwd-link', content: b64('x') }]);
     expect(link.command_error?.details).toBe(`inject_files: /etc/passwd-link is a symlink on partition 2 (${disk.partition(2)}); refusing to write through it`);
     inspect(disk.partition(2), (root) => expect(lstatSync(join(root, 'etc/passwd-link')).isSymbolicLink()).toBe(true));
+    expect(ourMounts()).toEqual([]);
+  });
+
+  test('refuses to write into a FIFO on the target instead of hanging, and leaves nothing mounted', { timeout: 60_000 }, async () => {
+    const r = await inject([{ path: '/etc/fifo', content: b64('x') }]);
+    expect(r.command_status).toBe('FAILED');
+    expect(r.command_error?.details).toBe(`inject_files: /etc/fifo on partition 2 (${disk.partition(2)}) is not a regular file; refusing to write into it`);
     expect(ourMounts()).toEqual([]);
   });
 
