@@ -69,6 +69,10 @@ describe.skipIf(!canRun)('inject_files on a loop device (spec §8.4.1)', () => {
 
     server = createServer((req, res) => {
       requested.push(req.url ?? '');
+      if (req.url?.startsWith('/moved')) {
+        res.writeHead(302, { location: req.url.replace('/moved', '/motd') }).end('<html>Found</html>');
+        return;
+      }
       if (req.url?.startsWith('/missing')) {
         res.writeHead(404).end('no');
         return;
@@ -151,6 +155,12 @@ describe.skipIf(!canRun)('inject_files on a loop device (spec §8.4.1)', () => {
     expect(r.command_error).toBeNull();
     expect(requested).toContain('/motd/node-7/52%3A54%3A00%3Aaa%3Abb%3Acc');
     inspect(disk.partition(2), (root) => expect(readFileSync(join(root, 'etc/motd'), 'utf8')).toBe('served /motd/node-7/52%3A54%3A00%3Aaa%3Abb%3Acc'));
+  });
+
+  test('content from a URL that redirects: the file gets the target, not the redirect page', async () => {
+    const r = await inject([{ path: '/etc/motd', content: `${serverUrl}/moved/x` }]);
+    expect(r.command_error).toBeNull();
+    inspect(disk.partition(2), (root) => expect(readFileSync(join(root, 'etc/motd'), 'utf8')).toBe('served /motd/x'));
   });
 
   test('refuses to follow a symlink out of the partition, and leaves nothing mounted', async () => {
