@@ -136,6 +136,25 @@ describe.skipIf(!canRun)('container steps with real podman and a local registry 
     expect((await post('clean.get_clean_steps', { node: {}, ports: [] })).command_status).toBe('SUCCEEDED');
   });
 
+  test('registry credentials and secret env values in the options are never logged or sent back', async () => {
+    const conductor = api.agent.context.conductor;
+    conductor.settings = {
+      heartbeatTimeout: 300,
+      agentContainers: { allowed_containers: [`${pod.registry}/test/absent:1`], pull_options: '--creds robot:pull-s3cr3t', run_options: '--rm -e BMC_PASSWORD=run-s3cr3t' },
+    };
+    try {
+      const before = api.logs().length;
+      const r = await execute('clean', 'generic_container_step', { container_url: `${pod.registry}/test/absent:1` });
+      expect(r.command_status).toBe('FAILED');
+      expect(r.command_error?.details).toMatch(/podman pull --creds \*\*\* /);
+      const shown = JSON.stringify([r, api.logs().slice(before)]);
+      expect(shown).toContain('running a container step');
+      expect(shown).not.toContain('s3cr3t');
+    } finally {
+      conductor.settings = undefined;
+    }
+  });
+
   test('agent_containers from Ironic\'s lookup override the options; bad values are ignored', async () => {
     const conductor = api.agent.context.conductor;
     conductor.settings = { heartbeatTimeout: 300, agentContainers: { allowed_containers: [other], runner: 'no-such-runner', bogus: 1 } };

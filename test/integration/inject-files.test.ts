@@ -8,6 +8,9 @@ import { request } from 'undici';
 import { isRoot, prerequisite } from '../helpers/env.ts';
 import { startAgent } from '../helpers/in-process-agent.ts';
 import { LoopDevice, sh } from '../helpers/loop.ts';
+import { stepContext } from '../helpers/erase-context.ts';
+import { runCommand, type RunCommand } from '../../src/run.ts';
+import { injectFilesSteps } from '../../src/steps/inject-files/step.ts';
 
 const canRun = prerequisite('root (loop devices, mount)', isRoot);
 const TOKEN = 'test-token-0123456789abcdefghijklmnopqrstuv';
@@ -57,6 +60,8 @@ describe.skipIf(!canRun)('inject_files on a loop device (spec §8.4.1)', () => {
       execFileSync('mkdir', ['-p', join(root, 'etc/ssh')]);
       writeFileSync(join(root, 'etc/old.conf'), 'old');
       execFileSync('ln', ['-s', '/etc/passwd', join(root, 'etc/passwd-link')]);
+      // A FIFO in the image: opening it for writing would block until a reader comes, forever.
+      execFileSync('mkfifo', [join(root, 'etc/fifo')]);
     });
     other = await LoopDevice.create(16 * 2 ** 20);
     sh('sgdisk', ['-n', '1:0:0', other.path]);
@@ -64,6 +69,10 @@ describe.skipIf(!canRun)('inject_files on a loop device (spec §8.4.1)', () => {
 
     server = createServer((req, res) => {
       requested.push(req.url ?? '');
+      if (req.url?.startsWith('/moved')) {
+        res.writeHead(302, { location: req.url.replace('/moved', '/motd') }).end('<html>Found</html>');
+        return;
+      }
       if (req.url?.startsWith('/missing')) {
         res.writeHead(404).end('no');
         return;
@@ -148,6 +157,12 @@ describe.skipIf(!canRun)('inject_files on a loop device (spec §8.4.1)', () => {
     inspect(disk.partition(2), (root) => expect(readFileSync(join(root, 'etc/motd'), 'utf8')).toBe('served /motd/node-7/52%3A54%3A00%3Aaa%3Abb%3Acc'));
   });
 
+  test('content from a URL that redirects: the file gets the target, not the redirect page', async () => {
+    const r = await inject([{ path: '/etc/motd', content: `${serverUrl}/moved/x` }]);
+    expect(r.command_error).toBeNull();
+    inspect(disk.partition(2), (root) => expect(readFileSync(join(root, 'etc/motd'), 'utf8')).toBe('served /motd/x'));
+  });
+
   test('refuses to follow a symlink out of the partition, and leaves nothing mounted', async () => {
     const r = await inject([{ path: '/escape/pwned', partition: 1, content: b64('x') }]);
     expect(r.command_error?.details).toBe(`inject_files: /escape is a symlink on partition 1 (${disk.partition(1)}); refusing to follow it for /escape/pwned`);
@@ -155,6 +170,13 @@ describe.skipIf(!canRun)('inject_files on a loop device (spec §8.4.1)', () => {
     const link = await inject([{ path: '/etc/passwd-link', content: b64('x') }]);
     expect(link.command_error?.details).toBe(`inject_files: /etc/passwd-link is a symlink on partition 2 (${disk.partition(2)}); refusing to write through it`);
     inspect(disk.partition(2), (root) => expect(lstatSync(join(root, 'etc/passwd-link')).isSymbolicLink()).toBe(true));
+    expect(ourMounts()).toEqual([]);
+  });
+
+  test('refuses to write into a FIFO on the target instead of hanging, and leaves nothing mounted', { timeout: 60_000 }, async () => {
+    const r = await inject([{ path: '/etc/fifo', content: b64('x') }]);
+    expect(r.command_status).toBe('FAILED');
+    expect(r.command_error?.details).toBe(`inject_files: /etc/fifo on partition 2 (${disk.partition(2)}) is not a regular file; refusing to write into it`);
     expect(ourMounts()).toEqual([]);
   });
 
@@ -198,6 +220,47 @@ describe.skipIf(!canRun)('inject_files on a loop device (spec §8.4.1)', () => {
       execFileSync('umount', [dir]);
       rmdirSync(dir);
     }
+    expect(readdirSync(tmpdir()).filter((d) => d.startsWith('ina-inject-'))).toEqual([]);
+  });
+});
+
+describe.skipIf(!canRun)('inject_files interrupted (the machine goes down, or the step times out)', () => {
+  let disk: LoopDevice;
+
+  beforeAll(async () => {
+    disk = await LoopDevice.create(48 * 2 ** 20);
+    sh('sgdisk', ['-n', '1:0:0', disk.path]);
+    disk.scanPartitions();
+    sh('mkfs.ext4', ['-q', disk.partition(1)]);
+  });
+
+  afterAll(async () => {
+    for (const line of ourMounts()) {
+      const dir = line.split(' ')[4];
+      if (dir) execFileSync('umount', [dir]);
+    }
+    await disk?.destroy();
+  });
+
+  test('still unmounts what it mounted: the step signal kills new tools, not the cleanup', async () => {
+    const abort = new AbortController();
+    // As the engine does: every tool of the step gets the step's signal unless it says otherwise.
+    const run: RunCommand = async (file, args, opts) => {
+      const out = await runCommand(file, args, { signal: abort.signal, ...opts });
+      if (file === 'mount') abort.abort(new Error('the machine goes down'));
+      return out;
+    };
+    const { ctx } = stepContext([disk.path], { run });
+    const node = { uuid: 'node-8', properties: { root_device: { name: disk.path } } };
+    ctx.conductor.cacheNode(node);
+    const step = injectFilesSteps.find((s) => s.step === 'inject_files')!;
+    const stepCtx = Object.assign(Object.create(ctx) as typeof ctx, { signal: abort.signal });
+    const files = [
+      { path: '/a', partition: 1, content: b64('a') },
+      { path: '/b', partition: 1, content: b64('b') },
+    ];
+    await expect(step.run({ args: { files }, node, ports: [], kind: 'deploy' }, stepCtx)).rejects.toThrow(/machine goes down/);
+    expect(ourMounts()).toEqual([]);
     expect(readdirSync(tmpdir()).filter((d) => d.startsWith('ina-inject-'))).toEqual([]);
   });
 });

@@ -2,6 +2,8 @@ import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentContext } from '../../agent-context.ts';
 import { AgentError } from '../../errors.ts';
+import { ToolError } from '../../run.ts';
+import { isSecretKey } from '../../secrets.ts';
 import { SupportLevel, type StepDefinition, type StepProvider } from '../types.ts';
 import { containerSettings, optionWords } from './settings.ts';
 import { configurationError, readStepsFile, type FileStep } from './steps-file.ts';
@@ -37,11 +39,36 @@ async function runContainer(
   }
   const pull = mayChoose && opts.pullOptions !== undefined ? optionWords(opts.pullOptions) : s.pullOptions;
   const run = mayChoose && opts.runOptions !== undefined ? optionWords(opts.runOptions) : s.runOptions;
-  ctx.log.info({ image, runner: s.runner, pull, run }, 'running a container step');
-  await ctx.run(s.runner, ['pull', ...pull, image], { signal: ctx.signal });
-  await ctx.run(s.runner, ['run', ...run, image], { signal: ctx.signal });
+  const secrets = optionSecrets([...pull, ...run]);
+  const hide = (text: string) => secrets.reduce((t, secret) => t.split(secret).join('***'), text);
+  ctx.log.info({ image, runner: s.runner, pull: pull.map(hide), run: run.map(hide) }, 'running a container step');
+  try {
+    await ctx.run(s.runner, ['pull', ...pull, image], { signal: ctx.signal });
+    await ctx.run(s.runner, ['run', ...run, image], { signal: ctx.signal });
+  } catch (err) {
+    // A tool's error repeats its command line, and it ends up in the log and in Ironic's last_error.
+    if (err instanceof ToolError && secrets.length > 0) throw new ToolError(err.tool, hide(err.message), err.exitCode, hide(err.stderr));
+    throw err;
+  }
   ctx.log.info({ image }, 'container step completed');
   return { image };
+}
+
+/**
+ * Values in runner options that must not be shown: registry credentials (`--creds USER:PASS`)
+ * and environment values whose name looks secret (`-e BMC_PASSWORD=...`).
+ */
+export function optionSecrets(words: readonly string[]): string[] {
+  const secrets: string[] = [];
+  words.forEach((word, i) => {
+    const next = words[i + 1];
+    if (word === '--creds' && next !== undefined) secrets.push(next);
+    else if (word.startsWith('--creds=')) secrets.push(word.slice('--creds='.length));
+    const env = (word === '-e' || word === '--env') && next !== undefined ? next : word.startsWith('--env=') ? word.slice('--env='.length) : undefined;
+    const eq = env?.indexOf('=') ?? -1;
+    if (env !== undefined && eq > 0 && isSecretKey(env.slice(0, eq))) secrets.push(env.slice(eq + 1));
+  });
+  return secrets.filter((v) => v !== '');
 }
 
 const argsinfo = {

@@ -7,6 +7,8 @@ import { AgentError, deploymentError } from '../../errors.ts';
 /** Injected files are configuration, not images: anything bigger is refused rather than buffered. */
 const MAX_BYTES = 64 * 1024 * 1024;
 const ATTEMPTS = 3;
+/** Redirects followed per fetch, as IPA's requests.get follows them (a redirect page is not the file). */
+const MAX_REDIRECTS = 10;
 
 interface GetOptions {
   ca: string | undefined;
@@ -16,7 +18,7 @@ interface GetOptions {
 }
 
 /** One GET with node:http(s) (as the conductor client: undici would add ~80 ms to the agent's start). */
-function get(url: string, opts: GetOptions): Promise<{ status: number; body: Buffer }> {
+function get(url: string, opts: GetOptions): Promise<{ status: number; body: Buffer; location: string | undefined }> {
   return new Promise((resolve, reject) => {
     const https = url.toLowerCase().startsWith('https:');
     const req = (https ? httpsRequest : httpRequest)(
@@ -34,7 +36,7 @@ function get(url: string, opts: GetOptions): Promise<{ status: number; body: Buf
           }
           chunks.push(chunk);
         });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), location: res.headers.location }));
         res.on('error', reject);
       },
     );
@@ -42,6 +44,19 @@ function get(url: string, opts: GetOptions): Promise<{ status: number; body: Buf
     req.on('error', reject);
     req.end();
   });
+}
+
+/** GET, following 301/302/303/307/308 to their Location; a 3xx without one is returned as it is. */
+async function followRedirects(url: string, opts: GetOptions): Promise<{ status: number; body: Buffer }> {
+  let current = url;
+  for (let hop = 0; ; hop++) {
+    const res = await get(current, opts);
+    if (![301, 302, 303, 307, 308].includes(res.status) || res.location === undefined) return res;
+    if (hop >= MAX_REDIRECTS) throw deploymentError(`inject_files: ${url}: more than ${MAX_REDIRECTS} redirects`);
+    const next = new URL(res.location, current);
+    if (next.protocol !== 'http:' && next.protocol !== 'https:') throw deploymentError(`inject_files: ${url} redirects to ${next.protocol} URL, not http(s)`);
+    current = next.href;
+  }
 }
 
 /**
@@ -55,8 +70,8 @@ export async function fetchContent(url: string, opts: { verifyCa: boolean | stri
   let last = '';
   for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
     try {
-      const res = await get(url, getOpts);
-      if (res.status < 400) return res.body;
+      const res = await followRedirects(url, getOpts);
+      if (res.status < 300) return res.body;
       last = `HTTP ${res.status}`;
       if (res.status < 500) break;
     } catch (err) {

@@ -4,6 +4,9 @@ import { basename, join } from 'node:path';
 import { deploymentError } from '../../errors.ts';
 import type { RunCommand } from '../../run.ts';
 
+/** A umount that does not return in this time is reported, not waited for forever. */
+const UMOUNT_TIMEOUT_SECONDS = 120;
+
 export interface Partition {
   path: string;
   number: number;
@@ -73,7 +76,9 @@ export class Mounts {
     const failures: string[] = [];
     for (const [partition, dir] of [...this.mounted].reverse()) {
       try {
-        await this.run('umount', [dir]);
+        // Not with the step's signal: after a timeout or a machine-down abort, that signal would
+        // stop umount at once and leave the target's filesystem mounted under /tmp.
+        await this.run('umount', [dir], { signal: undefined, timeoutSeconds: UMOUNT_TIMEOUT_SECONDS });
         await rmdir(dir);
         this.mounted.delete(partition);
       } catch (err) {

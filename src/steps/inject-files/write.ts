@@ -45,13 +45,19 @@ export async function placeFile(root: string, file: InjectFile, content: Buffer 
   const existing = await lstatOrUndefined(target);
   if (existing?.isSymbolicLink() && !file.deleted) throw deploymentError(`inject_files: ${file.path} is a symlink on ${label}; refusing to write through it`);
   if (existing?.isDirectory()) throw deploymentError(`inject_files: ${file.path} is a directory on ${label}`);
+  // A FIFO would block the open (and the step, and the unmount) forever; device nodes and
+  // sockets are not files either. Only a regular file is replaced.
+  if (existing && !existing.isFile() && !existing.isSymbolicLink()) notRegular(file, label);
   if (file.deleted) {
     if (!existing) return 'absent';
     await unlink(target);
     return 'deleted';
   }
-  const fh = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, file.mode ?? 0o644);
+  // O_NONBLOCK: should a FIFO appear after the lstat, the open fails instead of waiting for a reader.
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+  const fh = await open(target, flags, file.mode ?? 0o644);
   try {
+    if (!(await fh.stat()).isFile()) notRegular(file, label);
     await fh.writeFile(content ?? Buffer.alloc(0));
     if (file.mode !== undefined && file.mode !== null) await fh.chmod(file.mode);
     if ((file.owner ?? null) !== null || (file.group ?? null) !== null) await fh.chown(file.owner ?? -1, file.group ?? -1);
@@ -62,3 +68,7 @@ export async function placeFile(root: string, file: InjectFile, content: Buffer 
   return 'written';
 }
 
+
+function notRegular(file: InjectFile, label: string): never {
+  throw deploymentError(`inject_files: ${file.path} on ${label} is not a regular file; refusing to write into it`);
+}
