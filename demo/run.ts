@@ -1,12 +1,10 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { listInterfaces } from '../src/hardware/interfaces.ts';
 import { runCommand } from '../src/run.ts';
 import { AgentProcess, type LogLine } from '../test/helpers/agent-process.ts';
-import { makeDiskImage, partitionTableOf } from '../test/helpers/disk-images.ts';
+import { hashRange, makeDiskImage, partitionTableOf } from '../test/helpers/disk-images.ts';
 import { ImageServer } from '../test/helpers/image-server.ts';
 import { LoopDevice } from '../test/helpers/loop.ts';
 import { Ironic } from '../test/e2e/harness/ironic.ts';
@@ -19,12 +17,6 @@ import { Ironic } from '../test/e2e/harness/ironic.ts';
  * actions are simulated, so this machine is never powered off. Human output on stderr.
  */
 const MiB = 1 << 20;
-
-async function hashRange(path: string, start: number, end: number): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path, { start, end: end - 1, highWaterMark: 4 * MiB }) as AsyncIterable<Buffer>) h.update(chunk);
-  return h.digest('hex');
-}
 
 const started = performance.now();
 const say = (text: string) => process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(1).padStart(5)}s] ${text}\n`);

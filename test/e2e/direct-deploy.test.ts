@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { listInterfaces } from '../../src/hardware/interfaces.ts';
 import { runCommand } from '../../src/run.ts';
 import { AgentProcess } from '../helpers/agent-process.ts';
-import { makeDiskImage, pack, partitionTableOf, type TestImage } from '../helpers/disk-images.ts';
+import { hashRange, makeDiskImage, pack, partitionTableOf, type TestImage } from '../helpers/disk-images.ts';
 import { isRoot, prerequisite } from '../helpers/env.ts';
 import { ImageServer } from '../helpers/image-server.ts';
 import { LoopDevice } from '../helpers/loop.ts';
@@ -17,12 +16,6 @@ const canRun = prerequisite('Ironic (apt-get install python3-ironic ironic-commo
 
 const FAST = ['--simulate-power', '--heartbeat-min-interval', '1', '--lookup-max-interval', '1'];
 const MiB = 1 << 20;
-
-async function hashRange(path: string, start: number, end: number): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path, { start, end: end - 1, highWaterMark: 4 * MiB }) as AsyncIterable<Buffer>) h.update(chunk);
-  return h.digest('hex');
-}
 
 /**
  * Ironic's `direct` deploy interface, unmodified: it hands the agent image_info through

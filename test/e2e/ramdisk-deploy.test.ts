@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { createServer, request as httpRequest } from 'node:http';
@@ -7,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, normalize } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { BuildResult } from '../../image-build/pipeline.ts';
-import { makeDiskImage, type TestImage } from '../helpers/disk-images.ts';
+import { hashRange, makeDiskImage, type TestImage } from '../helpers/disk-images.ts';
 import { prerequisite } from '../helpers/env.ts';
 import { ImageServer } from '../helpers/image-server.ts';
 import { freePort } from '../helpers/ports.ts';
@@ -120,12 +119,6 @@ async function serveDirectory(root: string): Promise<{ dir: string; port: number
       await close(proxy);
     },
   };
-}
-
-async function hashRange(path: string, start: number, end: number): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path, { start, end: end - 1, highWaterMark: 4 * MiB }) as AsyncIterable<Buffer>) h.update(chunk);
-  return h.digest('hex');
 }
 
 describe.skipIf(!haveQemu || !haveBuild || !haveIronic)('the deploy ramdisk boots under QEMU and Ironic drives it', () => {

@@ -96,13 +96,21 @@ export async function pack(image: TestImage, packing: Packing, out?: string): Pr
   return digests(target);
 }
 
-/** The first `length` bytes of a block device or file, hashed (to compare a disk with an image). */
-export async function hashPrefix(path: string, length: number, algorithm = 'sha256'): Promise<string> {
+/**
+ * Bytes [start, end) of a block device or file, hashed (to compare a disk with an image; after
+ * the backup GPT moved to a larger disk's end, the first MiB differs and the rest must not).
+ */
+export async function hashRange(path: string, start: number, end: number, algorithm = 'sha256'): Promise<string> {
   const h = createHash(algorithm);
-  if (length > 0) {
-    for await (const chunk of createReadStream(path, { start: 0, end: length - 1, highWaterMark: 4 * MiB }) as AsyncIterable<Buffer>) h.update(chunk);
+  if (end > start) {
+    for await (const chunk of createReadStream(path, { start, end: end - 1, highWaterMark: 4 * MiB }) as AsyncIterable<Buffer>) h.update(chunk);
   }
   return h.digest('hex');
+}
+
+/** The first `length` bytes of a block device or file, hashed. */
+export function hashPrefix(path: string, length: number, algorithm = 'sha256'): Promise<string> {
+  return hashRange(path, 0, length, algorithm);
 }
 
 export async function readBytes(path: string, offset: number, length: number): Promise<Buffer> {

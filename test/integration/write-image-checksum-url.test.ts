@@ -5,6 +5,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { makeDiskImage, partitionTableOf, type TestImage } from '../helpers/disk-images.ts';
 import { isRoot, prerequisite } from '../helpers/env.ts';
+import { agentCommands, type CommandStatus } from '../helpers/agent-commands.ts';
 import { ImageServer } from '../helpers/image-server.ts';
 import { startAgent } from '../helpers/in-process-agent.ts';
 import { LoopDevice } from '../helpers/loop.ts';
@@ -12,12 +13,6 @@ import { LoopDevice } from '../helpers/loop.ts';
 const canRun = prerequisite('root for loop devices', isRoot);
 const MiB = 1 << 20;
 const TOKEN = 'c'.repeat(43);
-
-interface CommandStatus {
-  id: string;
-  command_status: string;
-  command_error: { type: string; details: string } | null;
-}
 
 /** Checksum URLs that cannot give a checksum (spec §9.3.1): IPA's error, and the image is never fetched. */
 describe.skipIf(!canRun)('a wrong checksum URL', () => {
@@ -47,15 +42,9 @@ describe.skipIf(!canRun)('a wrong checksum URL', () => {
   });
 
   async function prepare(imageInfo: Record<string, unknown>): Promise<CommandStatus> {
-    const res = await request(`${api.url}/v1/commands/?agent_token=${TOKEN}`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'standby.prepare_image', params: { image_info: imageInfo } }),
-    });
-    let s = (await res.body.json()) as CommandStatus;
-    while (s.command_status === 'RUNNING') {
-      await new Promise((r) => setTimeout(r, 100));
-      s = (await (await request(`${api.url}/v1/commands/${s.id}?agent_token=${TOKEN}`)).body.json()) as CommandStatus;
-    }
-    return s;
+    const commands = agentCommands(api.url, TOKEN);
+    const started = await commands.post('standby.prepare_image', { image_info: imageInfo });
+    return started.body.command_status === 'RUNNING' ? commands.finished(started.body.id) : started.body;
   }
 
   test.each([

@@ -1,14 +1,14 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { makeDiskImage, pack, partitionTableOf, readBytes, type TestImage } from '../helpers/disk-images.ts';
+import { hashRange, makeDiskImage, pack, partitionTableOf, readBytes, type TestImage } from '../helpers/disk-images.ts';
 import { isRoot, prerequisite } from '../helpers/env.ts';
+import { agentCommands, type CommandStatus } from '../helpers/agent-commands.ts';
 import { ImageServer } from '../helpers/image-server.ts';
 import { startAgent } from '../helpers/in-process-agent.ts';
 import { LoopDevice } from '../helpers/loop.ts';
@@ -25,21 +25,7 @@ function onPath(tool: string): boolean {
 }
 
 const MiB = 1 << 20;
-
-/** Digest of bytes [start, end) of a file or device. The first MiB differs once the backup GPT moved to the disk's end. */
-async function hashRange(path: string, start: number, end: number): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path, { start, end: end - 1, highWaterMark: 4 * MiB }) as AsyncIterable<Buffer>) h.update(chunk);
-  return h.digest('hex');
-}
 const TOKEN = 't'.repeat(43);
-
-interface CommandStatus {
-  id: string;
-  command_status: string;
-  command_result: Record<string, unknown> | null;
-  command_error: { type: string; details: string } | null;
-}
 
 /**
  * standby.prepare_image end to end inside one agent: a real HTTP server on 127.0.0.1, a loop
@@ -76,21 +62,9 @@ describe.skipIf(!canRun)('standby.prepare_image onto a loop device (spec §7.1, 
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function post(name: string, params: unknown, wait = false): Promise<{ status: number; body: CommandStatus & { faultstring?: string } }> {
-    const res = await request(`${api.url}/v1/commands/?agent_token=${TOKEN}${wait ? '&wait=true' : ''}`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, params }),
-    });
-    return { status: res.statusCode, body: (await res.body.json()) as CommandStatus & { faultstring?: string } };
-  }
-
-  async function finished(id: string): Promise<CommandStatus> {
-    for (;;) {
-      const res = await request(`${api.url}/v1/commands/${id}?agent_token=${TOKEN}`);
-      const s = (await res.body.json()) as CommandStatus;
-      if (s.command_status !== 'RUNNING') return s;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  // The agent starts in beforeAll; its URL is known only then.
+  const post = (name: string, params: unknown, wait = false) => agentCommands(api.url, TOKEN).post(name, params, wait);
+  const finished = (id: string) => agentCommands(api.url, TOKEN).finished(id);
 
   async function prepare(imageInfo: Record<string, unknown>, configdrive?: string): Promise<CommandStatus> {
     const started = await post('standby.prepare_image', { image_info: imageInfo, ...(configdrive ? { configdrive } : {}) });
@@ -101,8 +75,6 @@ describe.skipIf(!canRun)('standby.prepare_image onto a loop device (spec §7.1, 
   function serve(file: TestImage, name: string): string {
     return server.serve(`/${name}`, { path: file.path });
   }
-
-  const diskIdHex = (id: number) => id.toString(16).padStart(8, '0');
 
   test('a raw GPT image: the disk holds it byte for byte, root uuid is the disk signature', async () => {
     const url = serve(image, 'raw');
@@ -254,23 +226,14 @@ describe.skipIf(!canRun)('standby.prepare_image onto a loop device (spec §7.1, 
     try {
       const url = serve(image, 'vanish');
       server.inject('/vanish', { stall: 8 * MiB });
-      const res = await request(`${other.url}/v1/commands/?agent_token=${TOKEN}`, {
-        method: 'POST', headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ name: 'standby.prepare_image', params: { image_info: { id: 'img-vanish', urls: [url], os_hash_algo: 'sha256', os_hash_value: image.sha256 } } }),
-      });
-      const { id } = (await res.body.json()) as { id: string };
+      const commands = agentCommands(other.url, TOKEN);
+      const started = await commands.post('standby.prepare_image', { image_info: { id: 'img-vanish', urls: [url], os_hash_algo: 'sha256', os_hash_value: image.sha256 } });
       // The stall holds the write open while the disk goes away under it. `losetup -d` would only
       // detach once the agent closes the device; shrinking it to nothing makes every later write fail.
       await new Promise((r) => setTimeout(r, 500));
       execFileSync('truncate', ['-s', '0', gone.file]);
       execFileSync('losetup', ['-c', gone.path]);
-      let s: CommandStatus;
-      for (;;) {
-        const r = await request(`${other.url}/v1/commands/${id}?agent_token=${TOKEN}`);
-        s = (await r.body.json()) as CommandStatus;
-        if (s.command_status !== 'RUNNING') break;
-        await new Promise((r2) => setTimeout(r2, 200));
-      }
+      const s = await commands.finished(started.body.id);
       expect(s.command_status).toBe('FAILED');
       expect(s.command_error?.type).toMatch(/Image|Device|BlockDevice/);
       const status = await request(`${other.url}/v1/status`);
