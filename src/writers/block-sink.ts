@@ -13,9 +13,12 @@ export const HELD_BYTES = MiB;
 const SLOT_BYTES = 4 * MiB;
 const DEFAULT_SLOTS = 5;
 const ALIGN = 4096;
-/** Zero-skip works on whole MiB blocks that lie in a range already zeroed without writing. */
-const ZERO_BLOCK = MiB;
-const ZERO_WINDOW = 1 << 30;
+/**
+ * Zero-skip: all-zero buffers are held back as a run; a run this long is zeroed by the
+ * device without writing (one fallocate for many MiB), a shorter one is written.
+ */
+const ZERO_RUN_MIN = 64 * MiB;
+const ZERO_WRITE = MiB;
 
 const alignDown = (n: number, a: number) => Math.floor(n / a) * a;
 const alignUp = (n: number, a: number) => Math.ceil(n / a) * a;
@@ -52,7 +55,7 @@ export interface BlockSinkOptions {
   expectedSize?: number;
   /** Hash every byte written, in a worker thread, with this node:crypto algorithm. */
   hashAlgorithm?: string;
-  /** Skip writing all-zero MiB blocks in ranges the device zeroed without writing. */
+  /** Let the device zero long runs of all-zero buffers instead of writing them. */
   zeroSkip?: boolean;
   slots?: number;
   /** Called with the number of bytes accepted so far. */
@@ -96,10 +99,11 @@ export class BlockSink {
   private total = 0;
   private failure: Error | undefined;
   private tailStart: number | undefined;
-  private zeroedUntil = 0;
   private zeroSkip: boolean;
+  /** Stream range of consecutive all-zero buffers not yet written. */
+  private zeroRun: [number, number] | undefined;
   private skippedBytes = 0;
-  private zeroing: Promise<void> | undefined;
+  private readonly zeroes: Buffer;
   private closed = false;
 
   private constructor(opts: BlockSinkOptions, handle: fsp.FileHandle, memory: SharedArrayBuffer) {
@@ -118,6 +122,7 @@ export class BlockSink {
     }));
     this.head = Buffer.from(memory, count * SLOT_BYTES, HELD_BYTES);
     this.tail = Buffer.from(memory, count * SLOT_BYTES + HELD_BYTES, HELD_BYTES + 2 * ALIGN);
+    this.zeroes = Buffer.from(memory, count * SLOT_BYTES + 2 * HELD_BYTES + 2 * ALIGN, this.zeroSkip ? ZERO_WRITE : 0);
     this.hasher = opts.hashAlgorithm ? new SharedMemoryHasher(memory, opts.hashAlgorithm) : undefined;
     this.current = this.slots[0]!;
   }
@@ -135,7 +140,7 @@ export class BlockSink {
     }
     await opts.guard();
     const count = opts.slots ?? DEFAULT_SLOTS;
-    const memory = alignedSharedMemory(count * SLOT_BYTES + 2 * HELD_BYTES + 2 * ALIGN);
+    const memory = alignedSharedMemory(count * SLOT_BYTES + 2 * HELD_BYTES + 2 * ALIGN + ZERO_WRITE);
     let handle: fsp.FileHandle;
     try {
       // O_EXCL on a block device: fails if it is mounted or claimed while we write.
@@ -193,7 +198,8 @@ export class BlockSink {
     if (last.fill > 0) this.hashSlot(last);
     if (this.lagging) this.startWrite(this.lagging);
     if (last.fill > 0) this.startWrite(last);
-    await Promise.all(this.slots.map((s) => s.busy));
+    const zeroRun = this.flushZeroRun();
+    await Promise.all([...this.slots.map((s) => s.busy), zeroRun]);
     if (this.failure) throw this.failure;
     const digest = await this.hasher?.digest();
     if (this.skippedBytes > 0) {
@@ -304,52 +310,37 @@ export class BlockSink {
       slot.buf.fill(0, to - slot.start, padded);
       to = slot.start + padded;
     }
-    for (const [a, b] of await this.rangesToWrite(slot, from, to)) {
-      await this.writeAll(slot.buf, a - slot.start, b - a, this.base + a);
-    }
-  }
-
-  /** [from, to) minus the all-zero MiB blocks that lie in a range the device has zeroed. */
-  private async rangesToWrite(slot: Slot, from: number, to: number): Promise<[number, number][]> {
-    if (!this.zeroSkip) return [[from, to]];
-    await this.zeroAhead(to);
-    if (!this.zeroSkip) return [[from, to]];
-    const ranges: [number, number][] = [];
-    let runStart: number | undefined;
-    for (let a = from; a < to;) {
-      const b = Math.min(to, alignDown(a, ZERO_BLOCK) + ZERO_BLOCK);
-      const zero = b - a === ZERO_BLOCK && isZero(slot.buf, a - slot.start, b - a);
-      if (zero) {
-        this.skippedBytes += b - a;
-        if (runStart !== undefined) ranges.push([runStart, a]);
-        runStart = undefined;
-      } else {
-        runStart ??= a;
+    // Decided before the first await: buffers reach here in stream order.
+    if (this.zeroSkip && isZero(slot.buf, from - slot.start, to - from)) {
+      if (this.zeroRun?.[1] === from) this.zeroRun[1] = to;
+      else {
+        const earlier = this.flushZeroRun();
+        this.zeroRun = [from, to];
+        await earlier;
       }
-      a = b;
+      return;
     }
-    if (runStart !== undefined) ranges.push([runStart, to]);
-    return ranges;
+    const zeroRun = this.flushZeroRun();
+    await this.writeAll(slot.buf, from - slot.start, to - from, this.base + from);
+    await zeroRun;
   }
 
-  /**
-   * Zeroes the device ahead of the data in large windows, before any data lands there; a
-   * device that cannot do it without writing simply gets every byte written.
-   */
-  private async zeroAhead(to: number): Promise<void> {
-    while (this.zeroSkip && this.zeroedUntil < to) {
-      this.zeroing ??= (async () => {
-        const start = this.zeroedUntil;
-        const end = Math.min(this.device.size - this.base, Math.max(to, start + ZERO_WINDOW));
-        const length = alignDown(end - start, this.device.logicalBlockSize);
-        if (length > 0 && (await punchHole(this.opts.run, this.device.path, this.base + start, length))) {
-          this.zeroedUntil = start + length;
-        } else {
-          this.zeroSkip = false;
-          this.opts.log.info({ device: this.device.path }, 'the device cannot zero ranges without writing: writing every block');
-        }
-      })().finally(() => (this.zeroing = undefined));
-      await this.zeroing;
+  /** Writes the held-back zero run: zeroed by the device when long, else written as zeroes. */
+  private async flushZeroRun(): Promise<void> {
+    const run = this.zeroRun;
+    this.zeroRun = undefined;
+    if (!run) return;
+    const [from, to] = run;
+    if (to - from >= ZERO_RUN_MIN && this.zeroSkip) {
+      if (await punchHole(this.opts.run, this.device.path, this.base + from, to - from)) {
+        this.skippedBytes += to - from;
+        return;
+      }
+      this.zeroSkip = false;
+      this.opts.log.info({ device: this.device.path }, 'the device cannot zero ranges without writing: writing every block');
+    }
+    for (let at = from; at < to; at += ZERO_WRITE) {
+      await this.writeAll(this.zeroes, 0, Math.min(ZERO_WRITE, to - at), this.base + at);
     }
   }
 
@@ -384,7 +375,7 @@ export class BlockSink {
   }
 }
 
-const ZEROES = Buffer.alloc(ZERO_BLOCK);
+const ZEROES = Buffer.alloc(SLOT_BYTES);
 function isZero(buf: Buffer, offset: number, length: number): boolean {
-  return buf.subarray(offset, offset + length).equals(length === ZERO_BLOCK ? ZEROES : ZEROES.subarray(0, length));
+  return buf.subarray(offset, offset + length).equals(ZEROES.subarray(0, length));
 }

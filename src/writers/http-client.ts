@@ -56,6 +56,19 @@ export function bypassesProxy(url: URL, noProxy: string | undefined): boolean {
   return false;
 }
 
+/** The proxy URL for `url` under IPA's rules (image_info.proxies, then the environment), if any. */
+export function proxyFor(url: URL, settings: HttpSettings): string | undefined {
+  const scheme = url.protocol === 'https:' ? 'https' : 'http';
+  if (bypassesProxy(url, settings.noProxy ?? process.env.NO_PROXY ?? process.env.no_proxy)) return undefined;
+  return settings.proxies[scheme] ?? process.env[`${scheme}_proxy`] ?? process.env[`${scheme.toUpperCase()}_PROXY`];
+}
+
+/** Certificate checks per ipa-insecure and the CA file. */
+export async function tlsFor(settings: HttpSettings): Promise<{ rejectUnauthorized: boolean; ca?: string }> {
+  const ca = settings.cafile ? await readFile(settings.cafile, 'utf8') : undefined;
+  return { rejectUnauthorized: !settings.insecure, ...(ca ? { ca } : {}) };
+}
+
 const dispatchers = new Map<string, Dispatcher>();
 
 /**
@@ -65,23 +78,22 @@ const dispatchers = new Map<string, Dispatcher>();
 export async function dispatcherFor(url: URL, settings: HttpSettings): Promise<Dispatcher> {
   const { Agent, ProxyAgent, interceptors } = await loadUndici();
   const scheme = url.protocol === 'https:' ? 'https' : 'http';
-  const proxy = bypassesProxy(url, settings.noProxy ?? process.env.NO_PROXY ?? process.env.no_proxy)
-    ? undefined
-    : settings.proxies[scheme] ?? process.env[`${scheme}_proxy`] ?? process.env[`${scheme.toUpperCase()}_PROXY`];
-  const ca = settings.cafile ? await readFile(settings.cafile, 'utf8') : undefined;
+  const proxy = proxyFor(url, settings);
   const key = JSON.stringify([proxy ?? null, scheme, settings.timeoutSeconds, settings.insecure, settings.cafile ?? null]);
   const cached = dispatchers.get(key);
   if (cached) return cached;
   const timeout = settings.timeoutSeconds * 1000;
-  const tls = { rejectUnauthorized: !settings.insecure, ...(ca ? { ca } : {}) };
+  const tls = await tlsFor(settings);
   const common = { headersTimeout: timeout, bodyTimeout: timeout, connect: { timeout, ...tls }, pipelining: 0 };
   const base: Dispatcher = proxy
     ? new ProxyAgent({ ...common, uri: proxy, requestTls: tls, proxyTls: tls, proxyTunnel: scheme === 'https' })
     : new Agent(common);
-  const dispatcher = base.compose(interceptors.redirect({ maxRedirections: 5 }));
+  const dispatcher = base.compose(interceptors.redirect({ maxRedirections: MAX_REDIRECTS }));
   dispatchers.set(key, dispatcher);
   return dispatcher;
 }
+
+export const MAX_REDIRECTS = 5;
 
 /** The headers every image request carries (no extra headers beyond auth, spec §9.4). */
 export function requestHeaders(settings: HttpSettings, extra: Record<string, string> = {}): Record<string, string> {

@@ -1,8 +1,8 @@
-import type { Dispatcher } from 'undici';
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
 import { ImageError, RestartTransfer, imageDownloadError, imageDownloadFatalError, imageDownloadTimeoutError } from './errors.ts';
-import { bodyExcerpt, dispatcherFor, requestHeaders, type HttpSettings } from './http-client.ts';
+import { MAX_REDIRECTS, bodyExcerpt, dispatcherFor, proxyFor, requestHeaders, tlsFor, type HttpSettings } from './http-client.ts';
+import { httpGet } from './http-get.ts';
 import type { ImageSource } from './source.ts';
 
 export interface RetryPolicy {
@@ -25,7 +25,12 @@ export interface HttpSourceOptions {
   signal?: AbortSignal | undefined;
 }
 
-type Response = Dispatcher.ResponseData;
+/** What both transports answer: undici's response data, or httpGet's. */
+interface Response {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: AsyncIterable<Buffer> & { text(): Promise<string>; destroy(): void };
+}
 
 /**
  * An image served over HTTP(S) as a stream of chunks (spec §9.4), better than IPA at one
@@ -176,7 +181,6 @@ function secondary(err: unknown): string {
 
 /** One GET, with the deadline of ipa-image-download-max-duration as an abort signal. */
 async function request(url: string, headers: Record<string, string>, opts: HttpSourceOptions): Promise<Response> {
-  const dispatcher = await dispatcherFor(new URL(url), opts.http);
   const remaining = opts.retry.deadline === undefined ? undefined : opts.retry.deadline - opts.clock.now();
   if (remaining !== undefined && remaining <= 0) {
     throw imageDownloadTimeoutError(opts.imageId, `Download exceeded max allowed time (${opts.retry.maxDurationSeconds} seconds)`);
@@ -185,20 +189,39 @@ async function request(url: string, headers: Record<string, string>, opts: HttpS
   const deadline = remaining === undefined ? undefined : AbortSignal.timeout(Math.ceil(remaining * 1000));
   const signal = opts.signal && deadline ? AbortSignal.any([opts.signal, deadline]) : (opts.signal ?? deadline);
   try {
-    return await dispatcher.request({
-      origin: new URL(url).origin,
-      path: `${new URL(url).pathname}${new URL(url).search}`,
-      method: 'GET',
-      headers: requestHeaders(opts.http, headers),
-      highWaterMark: 1 << 20,
-      signal,
-    });
+    return await follow(new URL(url), requestHeaders(opts.http, headers), opts, signal);
   } catch (err) {
     opts.signal?.throwIfAborted();
     if (deadline?.aborted) {
       throw imageDownloadTimeoutError(opts.imageId, `Download exceeded max allowed time (${opts.retry.maxDurationSeconds} seconds)`);
     }
     throw err;
+  }
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+/**
+ * A GET, following redirects as python-requests does (credentials dropped when the host
+ * changes). Without a proxy the body is read by httpGet, into fixed memory; through a proxy
+ * undici does the whole request.
+ */
+async function follow(url: URL, headers: Record<string, string>, opts: HttpSourceOptions, signal: AbortSignal | undefined): Promise<Response> {
+  for (let hop = 0; ; hop++) {
+    if (proxyFor(url, opts.http)) {
+      const dispatcher = await dispatcherFor(url, opts.http);
+      return dispatcher.request({ origin: url.origin, path: `${url.pathname}${url.search}`, method: 'GET', headers, highWaterMark: 1 << 20, signal });
+    }
+    const response = await httpGet(url, { headers, timeoutMs: opts.http.timeoutSeconds * 1000, tls: await tlsFor(opts.http), signal });
+    const location = header(response, 'location');
+    if (!REDIRECTS.has(response.statusCode) || location === undefined || hop >= MAX_REDIRECTS) return response;
+    response.body.destroy();
+    const next = new URL(location, url);
+    if (next.hostname !== url.hostname) {
+      const { authorization: _dropped, ...rest } = headers;
+      headers = rest;
+    }
+    url = next;
   }
 }
 

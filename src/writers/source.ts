@@ -6,7 +6,8 @@ import { blockDeviceInfo } from './block-device.ts';
 /**
  * Where image bytes come from: a stream of chunks in order, with the total size when it is
  * known up front (Content-Length, file size), so that an image that cannot fit is refused
- * before a byte is written.
+ * before a byte is written. Chunks are borrowed: one is valid until the next is asked for
+ * (HttpSource reads into fixed memory); whoever keeps bytes longer copies them.
  */
 export interface ImageSource extends AsyncIterable<Buffer> {
   readonly description: string;

@@ -1,6 +1,7 @@
 /**
  * Small stream stages of the image pipeline (coreos-installer's `peek`, `hash` and friends):
  * each wraps an async iterable of chunks and is one itself, so a pipeline reads as a sentence.
+ * Chunks are borrowed (source.ts): a stage that keeps one past the next read copies it.
  */
 
 /** The first `bytes` of a stream (fewer if it is shorter), and the whole stream still to read. */
@@ -15,7 +16,7 @@ export async function peek(input: AsyncIterable<Buffer>, bytes: number): Promise
       done = true;
       break;
     }
-    chunks.push(next.value);
+    chunks.push(Buffer.from(next.value));
     have += next.value.length;
   }
   const head = Buffer.concat(chunks).subarray(0, bytes);
@@ -42,4 +43,9 @@ export async function* tap(input: AsyncIterable<Buffer>, observe: (chunk: Buffer
     observe(chunk);
     yield chunk;
   }
+}
+
+/** Copies each chunk, for stages that keep chunks beyond the next read (decoders queue them). */
+export async function* owned(input: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
+  for await (const chunk of input) yield Buffer.from(chunk);
 }
