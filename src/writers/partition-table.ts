@@ -90,16 +90,81 @@ export async function rescanPartitions(run: RunCommand, device: string, log: Log
 
 /**
  * IPA's fix_gpt_partition (spec §9.5 A): a whole-disk image written to a larger disk has its
- * backup GPT in the middle; `sgdisk -e` moves it to the end so the table is valid.
+ * backup GPT in the middle, so the backup header, its entries, the primary header's pointers
+ * and the protective MBR are rewritten for the disk's real end, byte for byte as `sgdisk -e`
+ * writes them. Done here rather than with sgdisk, which sleeps a second after every write.
+ * `head` is the image's first MiB as written (the table was validated from it).
  */
-export async function moveBackupGptToEnd(run: RunCommand, device: string, table: PartitionTable, deviceSize: number, sectorSize: number): Promise<boolean> {
+export async function moveBackupGptToEnd(device: string, head: Buffer, table: PartitionTable, deviceSize: number, sectorSize: number): Promise<boolean> {
   if (table.type !== 'gpt') return false;
-  const lastLba = BigInt(deviceSize / sectorSize - 1);
+  const sectors = BigInt(deviceSize / sectorSize);
+  const lastLba = sectors - 1n;
   if (table.backupLba === lastLba) return false;
+  const { mbr, primary, backup, backupLba } = relocatedGpt(head, sectors, sectorSize);
+  let handle;
   try {
-    await run('sgdisk', ['-e', device]);
+    handle = await open(device, 'r+');
+    await handle.write(backup, 0, backup.length, Number(backupLba) * sectorSize);
+    await handle.write(mbr, 0, mbr.length, 0);
+    await handle.write(primary, 0, primary.length, sectorSize);
+    await handle.sync();
   } catch (err) {
     throw deploymentError(`Failed to fix GPT partition on disk ${device}. Error: ${(err as Error).message}`);
+  } finally {
+    await handle?.close();
   }
   return true;
+}
+
+/** The sectors `sgdisk -e` rewrites: MBR, primary header, and the backup entries + header (at `backupLba`). */
+export function relocatedGpt(head: Buffer, sectors: bigint, sectorSize: number): { mbr: Buffer; primary: Buffer; backup: Buffer; backupLba: bigint } {
+  const lastLba = sectors - 1n;
+  const primary = Buffer.from(head.subarray(sectorSize, 2 * sectorSize));
+  const headerSize = primary.readUInt32LE(12);
+  const entriesLba = Number(primary.readBigUInt64LE(72));
+  const entriesBytes = primary.readUInt32LE(80) * primary.readUInt32LE(84);
+  const entrySectors = BigInt(Math.ceil(entriesBytes / sectorSize));
+  primary.writeBigUInt64LE(lastLba, 32);
+  primary.writeBigUInt64LE(lastLba - entrySectors - 1n, 48);
+  sealHeader(primary, headerSize);
+
+  const backup = Buffer.alloc(Number(entrySectors + 1n) * sectorSize);
+  head.copy(backup, 0, entriesLba * sectorSize, entriesLba * sectorSize + entriesBytes);
+  const header = backup.subarray(Number(entrySectors) * sectorSize);
+  primary.copy(header);
+  header.writeBigUInt64LE(lastLba, 24);
+  header.writeBigUInt64LE(1n, 32);
+  header.writeBigUInt64LE(lastLba - entrySectors, 72);
+  sealHeader(header, headerSize);
+
+  const mbr = Buffer.from(head.subarray(0, 512));
+  const entries = [0, 1, 2, 3].map((i) => mbr.subarray(446 + 16 * i, 462 + 16 * i));
+  const used = entries.filter((e) => e[4] !== 0);
+  // A plain protective MBR covers the whole disk; a hybrid one is the operator's and stays.
+  const protective = used.length === 1 && used[0]![4] === 0xee ? used[0]! : undefined;
+  if (protective) {
+    const size = lastLba - BigInt(protective.readUInt32LE(8)) + 1n;
+    protective.writeUInt32LE(Number(size > 0xffffffffn ? 0xffffffffn : size), 12);
+    chsOf(lastLba).copy(protective, 5);
+  }
+  return { mbr, primary, backup, backupLba: lastLba - entrySectors };
+}
+
+function sealHeader(header: Buffer, size: number): void {
+  header.writeUInt32LE(0, 16);
+  header.writeUInt32LE(crc32(header.subarray(0, size)), 16);
+}
+
+/**
+ * An LBA as MBR cylinder/head/sector bytes with gptfdisk's 255-head, 63-sector geometry; past
+ * cylinder 1023 gptfdisk writes FF FF FF into a protective MBR.
+ */
+function chsOf(lba: bigint): Buffer {
+  const perCylinder = 255n * 63n;
+  const cylinder = lba / perCylinder;
+  if (cylinder >= 1024n) return Buffer.from([0xff, 0xff, 0xff]);
+  const rest = lba % perCylinder;
+  const head = rest / 63n;
+  const sector = (rest % 63n) + 1n;
+  return Buffer.from([Number(head), Number(sector + (cylinder >> 8n) * 64n), Number(cylinder & 255n)]);
 }

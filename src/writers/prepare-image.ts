@@ -71,7 +71,7 @@ export async function prepareImage(ctx: Context, params: PrepareImageParams, mod
       table = parsed!;
       await rescanPartitions(ctx.run, device, ctx.log);
       await ctx.diskGuard.check(device);
-      if (await moveBackupGptToEnd(ctx.run, device, table, result.device.size, result.device.logicalBlockSize)) {
+      if (await moveBackupGptToEnd(device, result.head, table, result.device.size, result.device.logicalBlockSize)) {
         ctx.log.info({ device }, 'moved the backup GPT to the end of the disk');
         await rescanPartitions(ctx.run, device, ctx.log);
       }

@@ -115,7 +115,7 @@ export async function writeImageCommand(argv: string[]): Promise<number> {
       },
     });
     await rescanPartitions(runCommand, device, log);
-    if (table && (await moveBackupGptToEnd(runCommand, device, table, result.device.size, result.device.logicalBlockSize))) {
+    if (table && (await moveBackupGptToEnd(device, result.head, table, result.device.size, result.device.logicalBlockSize))) {
       await rescanPartitions(runCommand, device, log);
     }
     process.stderr.write(
