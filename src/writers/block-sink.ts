@@ -69,6 +69,21 @@ interface Slot {
   start: number;
   fill: number;
   busy: Promise<void> | undefined;
+  /** Hashes and writes of this buffer not yet settled. */
+  pending: number;
+}
+
+/**
+ * Lets a source read stream bytes straight into the sink's buffers (ReceiveRing.redirect):
+ * copying into shared memory runs at a quarter of memcpy's speed in V8, the kernel's own
+ * copy into it costs nothing extra. Bytes at `where(offset)` that the sink is then given,
+ * as that very view, are taken without a copy.
+ */
+export interface SinkMemory {
+  /** The memory for stream bytes from `offset` to the end of their buffer. */
+  where(offset: number): Buffer;
+  /** True when that memory may be read into now; otherwise resolves when it may have become free. */
+  ready(offset: number): true | Promise<void>;
 }
 
 export interface SinkResult {
@@ -104,6 +119,9 @@ export class BlockSink {
   private zeroRun: [number, number] | undefined;
   private skippedBytes = 0;
   private readonly zeroes: Buffer;
+  private readonly memory: SharedArrayBuffer;
+  private changed: (() => void)[] = [];
+  private inPlace = 0;
   private closed = false;
 
   private constructor(opts: BlockSinkOptions, handle: fsp.FileHandle, memory: SharedArrayBuffer) {
@@ -119,11 +137,13 @@ export class BlockSink {
       start: 0,
       fill: 0,
       busy: undefined,
+      pending: 0,
     }));
     this.head = Buffer.from(memory, count * SLOT_BYTES, HELD_BYTES);
     this.tail = Buffer.from(memory, count * SLOT_BYTES + HELD_BYTES, HELD_BYTES + 2 * ALIGN);
     this.zeroes = Buffer.from(memory, count * SLOT_BYTES + 2 * HELD_BYTES + 2 * ALIGN, this.zeroSkip ? ZERO_WRITE : 0);
     this.hasher = opts.hashAlgorithm ? new SharedMemoryHasher(memory, opts.hashAlgorithm) : undefined;
+    this.memory = memory;
     this.current = this.slots[0]!;
   }
 
@@ -164,6 +184,11 @@ export class BlockSink {
     return this.total;
   }
 
+  /** Of those, the bytes a source read straight into place (SinkMemory). */
+  get bytesReadInPlace(): number {
+    return this.inPlace;
+  }
+
   /** The image's first MiB (or all of a smaller image), as commit() will write it. */
   get heldHead(): Buffer {
     return this.head.subarray(0, Math.min(this.total, HELD_BYTES));
@@ -179,7 +204,10 @@ export class BlockSink {
     while (at < chunk.length) {
       const slot = this.current;
       const n = Math.min(chunk.length - at, SLOT_BYTES - slot.fill);
-      chunk.copy(slot.buf, slot.fill, at, at + n);
+      // Read into place by the source (SinkMemory): nothing to copy.
+      const inPlace = chunk.buffer === this.memory && chunk.byteOffset + at === slot.buf.byteOffset + slot.fill;
+      if (inPlace) this.inPlace += n;
+      else chunk.copy(slot.buf, slot.fill, at, at + n);
       slot.fill += n;
       at += n;
       this.total += n;
@@ -187,6 +215,23 @@ export class BlockSink {
     }
     this.opts.onProgress?.(this.total);
   }
+
+  /** Where a source may read the stream's bytes to (see SinkMemory). */
+  readonly memoryForSource: SinkMemory = {
+    where: (offset) => {
+      const slot = this.slots[Math.floor(offset / SLOT_BYTES) % this.slots.length]!;
+      return slot.buf.subarray(offset % SLOT_BYTES);
+    },
+    ready: (offset) => {
+      const start = offset - (offset % SLOT_BYTES);
+      const cur = this.current;
+      if (start === cur.start && offset >= cur.start + cur.fill) return true;
+      // The next buffer, once its last round is hashed and written (slotFull() waits for the same).
+      const next = this.slots[(cur.index + 1) % this.slots.length]!;
+      if (start === cur.start + SLOT_BYTES && next !== this.lagging && next.pending === 0) return true;
+      return new Promise((resolve) => this.changed.push(resolve));
+    },
+  };
 
   /** Writes everything but the held regions and waits for it; returns the size and written digest. */
   async finish(): Promise<SinkResult> {
@@ -272,6 +317,13 @@ export class BlockSink {
     next.start = full.start + SLOT_BYTES;
     next.fill = 0;
     this.current = next;
+    this.notifyChanged();
+  }
+
+  private notifyChanged(): void {
+    const waiting = this.changed;
+    this.changed = [];
+    for (const wake of waiting) wake();
   }
 
   private hashSlot(slot: Slot): void {
@@ -284,9 +336,15 @@ export class BlockSink {
   }
 
   private track(slot: Slot, work: Promise<void>): void {
-    const guarded = work.catch((err: Error) => {
-      this.failure ??= err;
-    });
+    slot.pending++;
+    const guarded = work
+      .catch((err: Error) => {
+        this.failure ??= err;
+      })
+      .finally(() => {
+        slot.pending--;
+        this.notifyChanged();
+      });
     slot.busy = slot.busy ? Promise.all([slot.busy, guarded]).then(() => undefined) : guarded;
   }
 

@@ -1,6 +1,6 @@
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { ReceiveRing } from './receive-ring.ts';
+import { ReceiveRing, type ConsumerMemory } from './receive-ring.ts';
 
 /**
  * One HTTP/1.1 GET for image bytes, read without garbage into a ReceiveRing (receive-ring.ts).
@@ -26,6 +26,11 @@ export interface GetResponse {
 export interface GetBody extends AsyncIterable<Buffer> {
   text(): Promise<string>;
   destroy(): void;
+  /**
+   * Reads the rest of the body into the consumer's memory (ReceiveRing.redirect); `streamOffset`
+   * is where the body's first byte belongs. False when the framing does not allow it (chunked).
+   */
+  readInto(memory: ConsumerMemory, streamOffset: number): boolean;
 }
 
 const MAX_HEAD_BYTES = 64 * 1024;
@@ -106,6 +111,11 @@ export function httpGet(url: URL, opts: GetOptions): Promise<GetResponse> {
           return Buffer.concat(parts).toString('utf8');
         },
         destroy: () => void socket.destroy(),
+        readInto: (memory, streamOffset) => {
+          if (parser.chunked) return false;
+          ring.redirect(memory, streamOffset);
+          return true;
+        },
       };
       parser.onDone = () => socket.destroy();
       resolve({ statusCode, headers, body });
@@ -131,6 +141,10 @@ class ResponseParser {
   private readonly ring: ReceiveRing;
   private head: Buffer | undefined = Buffer.alloc(0);
   private framing: Framing = { kind: 'close' };
+
+  get chunked(): boolean {
+    return this.framing.kind === 'chunked';
+  }
   private chunk = new ChunkedDecoder();
   private done = false;
 

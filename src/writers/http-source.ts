@@ -2,7 +2,8 @@ import type { Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
 import { ImageError, RestartTransfer, imageDownloadError, imageDownloadFatalError, imageDownloadTimeoutError } from './errors.ts';
 import { MAX_REDIRECTS, bodyExcerpt, dispatcherFor, proxyFor, requestHeaders, tlsFor, type HttpSettings } from './http-client.ts';
-import { httpGet } from './http-get.ts';
+import { httpGet, type GetBody } from './http-get.ts';
+import type { ConsumerMemory } from './receive-ring.ts';
 import type { ImageSource } from './source.ts';
 
 export interface RetryPolicy {
@@ -25,11 +26,11 @@ export interface HttpSourceOptions {
   signal?: AbortSignal | undefined;
 }
 
-/** What both transports answer: undici's response data, or httpGet's. */
+/** What both transports answer: undici's response data, or httpGet's (which can read into place). */
 interface Response {
   statusCode: number;
   headers: Record<string, string | string[] | undefined>;
-  body: AsyncIterable<Buffer> & { text(): Promise<string>; destroy(): void };
+  body: AsyncIterable<Buffer> & { text(): Promise<string>; destroy(): void; readInto?: GetBody['readInto'] };
 }
 
 /**
@@ -48,6 +49,9 @@ export class HttpSource implements ImageSource {
   private readonly validator: string | undefined;
   private delivered = 0;
   private resumes = 0;
+  private consumerMemory: ConsumerMemory | undefined;
+  /** Stream offset of the current response's first body byte. */
+  private base = 0;
 
   private constructor(url: string, response: Response, opts: HttpSourceOptions) {
     this.url = url;
@@ -105,6 +109,16 @@ export class HttpSource implements ImageSource {
     this.response.body.destroy();
   }
 
+  /**
+   * The bytes still to come go straight into `memory` (the block sink's buffers), this
+   * connection's and every resumed one's. Only for a stream that reaches the sink unchanged.
+   */
+  readInto(memory: ConsumerMemory): void {
+    this.consumerMemory = memory;
+    this.response.body.readInto?.(memory, this.base);
+  }
+
+
   /** Reconnects with `Range: bytes=<delivered>-`; counts against the retries of spec §9.4. */
   private async resume(cause: unknown): Promise<void> {
     this.response.body.destroy();
@@ -132,6 +146,8 @@ export class HttpSource implements ImageSource {
       }
       if (response.statusCode === 206 && contentRangeStart(response) === this.delivered) {
         this.response = response;
+        this.base = this.delivered;
+        if (this.consumerMemory) response.body.readInto?.(this.consumerMemory, this.base);
         return;
       }
       if (response.statusCode === 200) {

@@ -1,7 +1,7 @@
 import type { Logger } from '../log.ts';
 import type { RunCommand } from '../run.ts';
 import { punchHole, type BlockDeviceInfo } from './block-device.ts';
-import { BlockSink, HELD_BYTES, ImageTooLargeError } from './block-sink.ts';
+import { BlockSink, HELD_BYTES, ImageTooLargeError, type SinkMemory } from './block-sink.ts';
 import { wipePartitionTables, writeRegions } from './device-regions.ts';
 import type { Qcow2Header } from './formats.ts';
 import { convertStagedQcow2, stagingOffsetFor } from './qcow2.ts';
@@ -12,6 +12,8 @@ import { convertStagedQcow2, stagingOffsetFor } from './qcow2.ts';
  * leave no partition table behind in abort().
  */
 export interface ImageWriter {
+  /** Memory a source may read the stream into directly (raw images only). */
+  readonly memory?: SinkMemory;
   write(chunk: Buffer): Promise<void>;
   /** Everything but the held regions is on the disk. */
   finish(): Promise<{ bytes: number; digest: string | undefined }>;
@@ -34,9 +36,11 @@ export interface WriterContext {
 /** raw (and gpt, iso): the bytes as they come, straight to the disk. */
 export class RawWriter implements ImageWriter {
   private readonly sink: BlockSink;
+  readonly memory: SinkMemory;
 
   private constructor(sink: BlockSink) {
     this.sink = sink;
+    this.memory = sink.memoryForSource;
   }
 
   static async open(ctx: WriterContext, expectedSize: number | undefined): Promise<RawWriter> {

@@ -16,7 +16,14 @@ const MIN_READ = 64 * 1024;
 
 interface Held {
   view: Buffer;
+  /** The ring block it lies in, or -1 for the consumer's own memory (redirect()). */
   block: number;
+}
+
+/** The consumer's memory for body bytes, by stream offset (BlockSink's SinkMemory). */
+export interface ConsumerMemory {
+  where(offset: number): Buffer;
+  ready(offset: number): true | Promise<void>;
 }
 
 export class ReceiveRing implements AsyncIterator<Buffer> {
@@ -32,6 +39,12 @@ export class ReceiveRing implements AsyncIterator<Buffer> {
   /** The socket waits for this block to be released before it reads again. */
   private waitingFor: number | undefined;
   private resumeReading: () => void = () => undefined;
+  /** Once redirected: the consumer's memory, and the stream offset of the next body byte read. */
+  private consumer: { memory: ConsumerMemory; next: number } | undefined;
+  private bodyBase = 0;
+  private pushed = 0;
+  private bodyStarted = false;
+  private target_: Buffer | undefined;
 
   constructor() {
     const memory = Buffer.allocUnsafeSlow(BLOCK_BYTES * BLOCK_COUNT);
@@ -40,7 +53,17 @@ export class ReceiveRing implements AsyncIterator<Buffer> {
   }
 
   /** Where the next socket read lands (net.Socket onread.buffer). */
-  readonly target = (): Buffer => this.blocks[this.block]!.subarray(this.offset);
+  readonly target = (): Buffer => this.target_ ?? this.blocks[this.block]!.subarray(this.offset);
+
+  /**
+   * From now on, body bytes are read straight into the consumer's memory: `streamOffset` is
+   * the stream position of this connection's first body byte. Only for bodies whose bytes on
+   * the wire are the stream (no chunked framing): the caller knows.
+   */
+  redirect(memory: ConsumerMemory, streamOffset: number): void {
+    this.bodyBase = streamOffset;
+    this.consumer = { memory, next: streamOffset };
+  }
 
   /** Called once the socket exists: how to resume it after a pause. */
   attach(resume: () => void): void {
@@ -53,17 +76,23 @@ export class ReceiveRing implements AsyncIterator<Buffer> {
    * socket must pause until the consumer releases a block.
    */
   received(length: number, deliver: (bytes: Buffer) => void): boolean {
-    const bytes = this.blocks[this.block]!.subarray(this.offset, this.offset + length);
+    const inConsumer = this.target_ !== undefined;
+    const bytes = inConsumer ? this.target_!.subarray(0, length) : this.blocks[this.block]!.subarray(this.offset, this.offset + length);
+    this.reading = inConsumer ? -1 : this.block;
     deliver(bytes);
-    this.offset += length;
-    return this.advance();
+    if (!inConsumer) this.offset += length;
+    return this.nextTarget();
   }
 
-  /** A piece of the body: a view of the block being read into. */
+  private reading = 0;
+
+  /** A piece of the body: a view of the memory just read into. */
   push(view: Buffer): void {
     if (view.length === 0) return;
-    this.holds[this.block]!++;
-    this.queue.push({ view, block: this.block });
+    this.bodyStarted = true;
+    this.pushed += view.length;
+    if (this.reading >= 0) this.holds[this.reading]!++;
+    this.queue.push({ view, block: this.reading });
     this.notify();
   }
 
@@ -101,11 +130,42 @@ export class ReceiveRing implements AsyncIterator<Buffer> {
     const lent = this.lent;
     if (!lent) return;
     this.lent = undefined;
+    if (lent.block < 0) return;
     this.holds[lent.block]!--;
     if (this.waitingFor === lent.block && this.holds[lent.block] === 0) {
       this.waitingFor = undefined;
       this.resumeReading();
     }
+  }
+
+  /**
+   * Names the memory of the next read. Node asks for it right after each read, paused or not,
+   * so the memory is named even when it is not free yet: false pauses the socket until it is.
+   */
+  private nextTarget(): boolean {
+    const c = this.consumer;
+    // Redirected once the body has begun (the response head never lands in the consumer's memory).
+    if (!c || !this.bodyStarted) {
+      this.target_ = undefined;
+      return this.advance();
+    }
+    c.next = this.bodyBase + this.pushed;
+    this.target_ = c.memory.where(c.next);
+    const ready = c.memory.ready(c.next);
+    if (ready === true) return true;
+    void this.waitFor(ready, c.next);
+    return false;
+  }
+
+  private async waitFor(ready: Promise<void>, offset: number): Promise<void> {
+    for (;;) {
+      await ready;
+      if (this.ended || this.failure) return;
+      const again = this.consumer!.memory.ready(offset);
+      if (again === true) break;
+      ready = again;
+    }
+    this.resumeReading();
   }
 
   /**

@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { blockDeviceInfo } from './block-device.ts';
+import type { ConsumerMemory } from './receive-ring.ts';
 
 /**
  * Where image bytes come from: a stream of chunks in order, with the total size when it is
@@ -13,6 +14,8 @@ export interface ImageSource extends AsyncIterable<Buffer> {
   readonly description: string;
   readonly size: number | undefined;
   close(): Promise<void>;
+  /** Read the bytes still to come straight into the sink's memory, where the source can. */
+  readInto?(memory: ConsumerMemory): void;
 }
 
 /** A local file or block device (the CLI's `write-image FILE`, `file://` URLs). */

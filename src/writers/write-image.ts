@@ -145,6 +145,8 @@ async function attemptWrite(opts: WriteImageOptions): Promise<Omit<WriteImageRes
         throw new ImageTooLargeError(`the image (at least ${expectedSize} bytes) is larger than ${device.path} (${device.size} bytes)`);
       }
       writer = await RawWriter.open(ctx, compression === 'none' ? expectedSize : undefined);
+      // The received bytes are the image: the source may put them where the sink wants them.
+      if (compression === 'none' && writer.memory) source.readInto?.(writer.memory);
     }
     try {
       for await (const chunk of image.stream) {
