@@ -9,10 +9,10 @@
  * a consumer that keeps bytes longer copies them. Reading pauses while every block holds
  * bytes the consumer has not released, so memory is the blocks whatever the image size.
  */
-const BLOCK_BYTES = 1 << 20;
+const BLOCK_BYTES = 256 * 1024;
 const BLOCK_COUNT = 4;
 /** A read into less room than this moves on to the next block. */
-const MIN_READ = 64 * 1024;
+const MIN_READ = 32 * 1024;
 
 interface Held {
   view: Buffer;
