@@ -138,6 +138,9 @@ export function relocatedGpt(head: Buffer, sectors: bigint, sectorSize: number):
   sealHeader(header, headerSize);
 
   const mbr = Buffer.from(head.subarray(0, 512));
+  // sgdisk writes its MBR without the disk signature (IPA then reports root uuid 0x00000000,
+  // which Ironic and install_bootloader take for a whole-disk image); the boot code stays.
+  mbr.fill(0, 440, 446);
   const entries = [0, 1, 2, 3].map((i) => mbr.subarray(446 + 16 * i, 462 + 16 * i));
   const used = entries.filter((e) => e[4] !== 0);
   // A plain protective MBR covers the whole disk; a hybrid one is the operator's and stays.

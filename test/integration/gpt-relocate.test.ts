@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -42,6 +43,11 @@ describe.skipIf(!hasSgdisk)('moveBackupGptToEnd is sgdisk -e without its one-sec
       const theirs = join(dir, `${imageMiB}-sgdisk.img`);
       execFileSync('truncate', ['-s', `${imageMiB}M`, ours]);
       execFileSync('sgdisk', ['-o', ...args, ours], { stdio: 'ignore' });
+      // Boot code and a disk signature, as a BIOS-bootable image has them.
+      const mbr = randomBytes(446);
+      const fh = await open(ours, 'r+');
+      await fh.write(mbr, 0, 446, 0);
+      await fh.close();
       execFileSync('truncate', ['-s', `${diskMiB}M`, ours]);
       execFileSync('cp', ['--sparse=always', ours, theirs]);
       execFileSync('sgdisk', ['-e', theirs], { stdio: 'ignore' });
