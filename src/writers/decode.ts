@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { Readable, type Transform } from 'node:stream';
+import type { Transform } from 'node:stream';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
 import type { Compression } from './formats.ts';
 import { ZstdFrameSplitter, type FrameSegment } from './zstd-frames.ts';
@@ -40,15 +40,25 @@ export function decode(input: AsyncIterable<Buffer>, compression: Compression, h
   }
 }
 
-/** `input` piped through a zlib transform, with backpressure and errors from either side. */
+/**
+ * `input` through a zlib transform, with backpressure and errors from either side. Input
+ * chunks are borrowed (source.ts): the next one is read only when zlib has consumed this one.
+ */
 async function* through(input: AsyncIterable<Buffer>, transform: Transform): AsyncIterable<Buffer> {
-  const source = Readable.from(input);
-  source.on('error', (err) => transform.destroy(err));
-  source.pipe(transform);
+  const pump = (async () => {
+    try {
+      for await (const chunk of input) {
+        await new Promise<void>((resolve, reject) => transform.write(chunk, (err) => (err ? reject(err) : resolve())));
+      }
+      transform.end();
+    } catch (err) {
+      transform.destroy(err as Error);
+    }
+  })();
   try {
     yield* transform as AsyncIterable<Buffer>;
+    await pump;
   } finally {
-    source.destroy();
     transform.destroy();
   }
 }
@@ -129,12 +139,12 @@ async function* xz(input: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
     try {
       for await (const chunk of input) {
         if (stdin.destroyed) return;
-        if (!stdin.write(chunk)) {
-          // The loser's listeners must go, or every pause leaves two behind for the whole image.
-          const settled = new AbortController();
-          await Promise.race([once(stdin, 'drain', { signal: settled.signal }), once(stdin, 'close', { signal: settled.signal })]);
-          settled.abort();
-        }
+        // The chunk is borrowed (source.ts): the next read waits until xz has it.
+        const written = new Promise<void>((resolve) => stdin.write(chunk, () => resolve()));
+        // The loser's listeners must go, or every pause leaves two behind for the whole image.
+        const settled = new AbortController();
+        await Promise.race([written, once(stdin, 'close', { signal: settled.signal })]);
+        settled.abort();
       }
       stdin.end();
     } catch (err) {

@@ -44,8 +44,3 @@ export async function* tap(input: AsyncIterable<Buffer>, observe: (chunk: Buffer
     yield chunk;
   }
 }
-
-/** Copies each chunk, for stages that keep chunks beyond the next read (decoders queue them). */
-export async function* owned(input: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
-  for await (const chunk of input) yield Buffer.from(chunk);
-}

@@ -30,7 +30,7 @@ import { InlineHasher } from './hasher.ts';
 import { Qcow2Writer, RawWriter, type ImageWriter, type WriterContext } from './image-writers.ts';
 import type { Progress } from './progress.ts';
 import type { ImageSource } from './source.ts';
-import { owned, peek, tap } from './stages.ts';
+import { peek, tap } from './stages.ts';
 
 export interface WriteImageOptions {
   imageId: string;
@@ -119,7 +119,7 @@ async function attemptWrite(opts: WriteImageOptions): Promise<Omit<WriteImageRes
     if (compression !== 'none') {
       const hasher = new InlineHasher(opts.expected.algorithm);
       receivedHasher = hasher;
-      const decoded = decode(owned(tap(raw.stream, (c) => hasher.update(c))), compression, { onDeclaredSize: (n) => (declaredSize = n) });
+      const decoded = decode(tap(raw.stream, (c) => hasher.update(c)), compression, { onDeclaredSize: (n) => (declaredSize = n) });
       image = await peek(decoded, SNIFF_BYTES);
     }
     const format = detectDiskFormat(image.head);
