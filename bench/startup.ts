@@ -40,7 +40,7 @@ async function timeProcess(args: string[], ready?: Promise<number>, env: NodeJS.
   return at - started;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const probe = createServer();
   await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
   const { port } = probe.address() as AddressInfo;

@@ -2,12 +2,11 @@ import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_pro
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { bundleAgent } from '../image-build/bundle.ts';
+import { freePort } from './startup.ts';
 
 const run = promisify(execFile);
 const MiB = 1 << 20;
@@ -97,14 +96,6 @@ with urllib.request.urlopen(url) as r, open(dev, 'wb') as f:
     f.flush(); os.fsync(f.fileno())
 print(h.hexdigest())
 `;
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((r) => probe.close(r));
-  return port;
-}
 
 /**
  * The agent as the ramdisk runs it (the bundled file, standalone), driven over its API:
