@@ -3,7 +3,7 @@
  * blocks of memory (net.Socket's `onread`), and the consumer gets views of them. undici and
  * node:http allocate a new buffer per read instead; at image speed that is a GiB of garbage
  * per GiB received, which the collector frees late (peak RSS over 200 MiB) and which costs
- * a copy on the way (DESIGN.md "Memory stays flat").
+ * a copy on the way (DESIGN.md "The image data path": memory flat whatever the image size).
  *
  * A view handed out by next() stays valid until the following next() call (or return());
  * a consumer that keeps bytes longer copies them. Reading pauses while every block holds
@@ -39,12 +39,14 @@ export class ReceiveRing implements AsyncIterator<Buffer> {
   /** The socket waits for this block to be released before it reads again. */
   private waitingFor: number | undefined;
   private resumeReading: () => void = () => undefined;
-  /** Once redirected: the consumer's memory, and the stream offset of the next body byte read. */
-  private consumer: { memory: ConsumerMemory; next: number } | undefined;
+  /** Once redirected: the consumer's memory, and the stream offset of this connection's first body byte. */
+  private consumer: ConsumerMemory | undefined;
   private bodyBase = 0;
   private pushed = 0;
   private bodyStarted = false;
   private target_: Buffer | undefined;
+  /** The block the last read went into, or -1 for the consumer's memory. */
+  private reading = 0;
 
   constructor() {
     const memory = Buffer.allocUnsafeSlow(BLOCK_BYTES * BLOCK_COUNT);
@@ -62,7 +64,7 @@ export class ReceiveRing implements AsyncIterator<Buffer> {
    */
   redirect(memory: ConsumerMemory, streamOffset: number): void {
     this.bodyBase = streamOffset;
-    this.consumer = { memory, next: streamOffset };
+    this.consumer = memory;
   }
 
   /** Called once the socket exists: how to resume it after a pause. */
@@ -83,8 +85,6 @@ export class ReceiveRing implements AsyncIterator<Buffer> {
     if (!inConsumer) this.offset += length;
     return this.nextTarget();
   }
-
-  private reading = 0;
 
   /** A piece of the body: a view of the memory just read into. */
   push(view: Buffer): void {
@@ -149,11 +149,11 @@ export class ReceiveRing implements AsyncIterator<Buffer> {
       this.target_ = undefined;
       return this.advance();
     }
-    c.next = this.bodyBase + this.pushed;
-    this.target_ = c.memory.where(c.next);
-    const ready = c.memory.ready(c.next);
+    const next = this.bodyBase + this.pushed;
+    this.target_ = c.where(next);
+    const ready = c.ready(next);
     if (ready === true) return true;
-    void this.waitFor(ready, c.next);
+    void this.waitFor(ready, next);
     return false;
   }
 
@@ -161,7 +161,7 @@ export class ReceiveRing implements AsyncIterator<Buffer> {
     for (;;) {
       await ready;
       if (this.ended || this.failure) return;
-      const again = this.consumer!.memory.ready(offset);
+      const again = this.consumer!.ready(offset);
       if (again === true) break;
       ready = again;
     }
