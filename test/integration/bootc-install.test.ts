@@ -1,0 +1,217 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { agentCommands, type CommandStatus } from '../helpers/agent-commands.ts';
+import { AgentProcess } from '../helpers/agent-process.ts';
+import { BOOTC_TOOLS, BootcSandbox, REGISTRY_PASSWORD, REGISTRY_USER } from '../helpers/bootc-registry.ts';
+import { fileContains, installedDeployment, makeConfigDrive, partitionTable, probe, rescan, testKeys, withMounted } from '../helpers/bootc-layout.ts';
+import { hasTool, isRoot, prerequisite } from '../helpers/env.ts';
+import { LoopDevice } from '../helpers/loop.ts';
+
+const canRun = prerequisite('root, podman, docker-registry, skopeo, htpasswd, openssl, busybox-static, cryptsetup, genisoimage',
+  isRoot && [...BOOTC_TOOLS, '/usr/bin/genisoimage'].every(hasTool));
+
+const TOKEN = 'bootc-agent-token-0123456789abcdefghijklmnop';
+/** Stands for whatever else is in the agent's environment (a BMC password, a TLS key path). */
+const CANARY = 'agent-env-canary-7f3a9c';
+const GiB = 2 ** 30;
+const ESP = 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B';
+const ROOT = '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709';
+
+describe.skipIf(!canRun)('standby.execute_bootc_install with real podman, a TLS+htpasswd registry and the bootc double', () => {
+  let sb: BootcSandbox;
+  let disk: LoopDevice;
+  let agent: AgentProcess;
+  let api: ReturnType<typeof agentCommands>;
+  let image: string;
+  let noBootc: string;
+  let workDir: string;
+  const keys = testKeys();
+  /** Every form the secret takes on its way: password, user:password, Ironic's wire value, the `auth` value. */
+  let secretForms: string[];
+
+  beforeAll(async () => {
+    sb = await BootcSandbox.create();
+    image = sb.publish('fake-bootc', { withBootc: true });
+    noBootc = sb.publish('no-bootc', { withBootc: false });
+    const auth = Buffer.from(`${REGISTRY_USER}:${REGISTRY_PASSWORD}`).toString('base64');
+    secretForms = [REGISTRY_PASSWORD, `${REGISTRY_USER}:${REGISTRY_PASSWORD}`, auth, sb.pullSecret()];
+    // Root device selection without hints wants at least 4 GiB (spec §9.9); the file is sparse.
+    disk = await LoopDevice.create(4 * GiB);
+    workDir = join(sb.dir, 'agent-work');
+    agent = await AgentProcess.start({
+      cmdline: `ipa-agent-token=${TOKEN}`,
+      flags: ['--allow-device', disk.path, '--bootc-work-dir', workDir, '--bootc-pull-retry-delay', '1'],
+      env: { ...sb.env, INA_TEST_CANARY: CANARY },
+    });
+    await agent.waitForMessage('agent API listening');
+    api = agentCommands(`http://127.0.0.1:${agent.port}`, TOKEN);
+  }, 120_000);
+
+  afterAll(async () => {
+    await agent?.stop();
+    await disk?.destroy();
+    await sb?.destroy();
+  });
+
+  async function install(params: Record<string, unknown>): Promise<CommandStatus> {
+    const started = await api.post('standby.execute_bootc_install', params);
+    expect(started.status, JSON.stringify(started.body)).toBe(200);
+    return api.finished(started.body.id);
+  }
+
+  /** After every outcome: no auth file or keys directory left, the secret nowhere in the log, the agent serving. */
+  async function noSecretLeft(): Promise<void> {
+    expect(readdirSync(workDir)).toEqual([]);
+    const log = agent.lines.map((l) => JSON.stringify(l)).join('\n') + agent.stderr.join('');
+    for (const s of secretForms) expect(log).not.toContain(s);
+    const status = await api.post('standby.get_partition_uuids', {}, true);
+    expect(status.status).toBe(200);
+  }
+
+  test('installs the image with a pull secret and authorized keys; no secret reaches the container or the disk', async () => {
+    const s = await install({ image_source: `oci://${image}`, pull_secret: sb.pullSecret(), instance_info: { bootc_authorized_keys: keys } });
+    expect(s.command_error, JSON.stringify(s.command_error)).toBeNull();
+    expect(s.command_status).toBe('SUCCEEDED');
+    expect(s.command_result).toEqual({ result: `execute_bootc_install: Container image (oci://${image}) written to device ${disk.path}` });
+
+    // bootc's layout (spec/bootc.md §4.2 step 9): BIOS-BOOT, EFI-SYSTEM 512 MiB, root = disk - 768 MiB.
+    const table = partitionTable(disk.path);
+    expect(table.map((p) => p.name)).toEqual(['BIOS-BOOT', 'EFI-SYSTEM', 'root']);
+    expect(table[1]).toMatchObject({ type: ESP, size: 512 * 2048 });
+    expect(table[2]).toMatchObject({ type: ROOT, size: (4096 - 768) * 2048 });
+    rescan(disk.path);
+    expect(probe(disk.partition(2))).toMatchObject({ TYPE: 'vfat', LABEL: 'EFI-SYSTEM' });
+    expect(probe(disk.partition(3))).toMatchObject({ TYPE: 'ext4', LABEL: 'root' });
+
+    const seen = withMounted(disk.partition(3), (root) => {
+      const dep = installedDeployment(root);
+      return {
+        ...dep,
+        aleph: JSON.parse(readFileSync(join(root, '.bootc-aleph.json'), 'utf8')) as Record<string, unknown>,
+        argv: readFileSync(join(root, '.fake-bootc/argv'), 'utf8'),
+        env: readFileSync(join(root, '.fake-bootc/env'), 'utf8'),
+        mountinfo: readFileSync(join(root, '.fake-bootc/mountinfo'), 'utf8'),
+      };
+    });
+    expect(seen.authorizedKeys).toBe(keys);
+    expect(seen.aleph).toMatchObject({ image, digest: sb.digest(image) });
+    expect(seen.kargs).toMatch(/^root=UUID=[0-9a-f-]{36} rw console=ttyS0,115200n8 selinux=0 ostree=/);
+    expect(seen.argv).toMatch(new RegExp(`^install to-disk --wipe --skip-fetch-check --root-size=3328M --root-ssh-authorized-keys=${workDir}/keys-\\w+/authorized_keys --disable-selinux ${disk.path}$`, 'm'));
+
+    // What the tenant's container was given: neither the pull secret, nor the agent's token or
+    // environment, nor a mount of the agent's state or work directory (only the keys, read-only).
+    for (const text of [seen.env, seen.mountinfo, seen.argv]) {
+      for (const s of [...secretForms, TOKEN, CANARY]) expect(text).not.toContain(s);
+    }
+    expect(seen.env).not.toMatch(/^(CONTAINERS_\w+|INA_TEST_CANARY)=/m);
+    expect(seen.env).not.toContain(sb.dir);
+    // mountinfo field 4 is the mounted path in its source filesystem: apart from podman's own
+    // storage, the only host directory of the agent's in the container is the keys directory, read-only.
+    const fields = seen.mountinfo.trim().split('\n').map((l) => l.split(' '));
+    const agentMounts = fields.filter((f) => f[3]!.startsWith(sb.dir) && !f[3]!.startsWith(`${sb.dir}/graph`) && !f[3]!.startsWith(`${sb.dir}/run`));
+    expect(agentMounts.map((f) => [f[3], f[4]])).toEqual([[expect.stringMatching(new RegExp(`^${workDir}/keys-\\w+$`)), agentMounts[0]?.[3]]]);
+    expect(agentMounts[0]![5]).toMatch(/^ro\b/);
+    expect(fields.filter((f) => /ina-agent-|ina-state-/.test(f[3]!))).toEqual([]);
+
+    // Nothing of the secret on the target disk, anywhere (raw device, holes included).
+    expect(fileContains(disk.file, secretForms)).toBe(false);
+    await noSecretLeft();
+    expect(agent.lines.some((l) => l.msg === 'bootc install progress' && String(l.bootc).includes('Installation complete!'))).toBe(true);
+  });
+
+  test('by digest, with a config drive: a config-2 partition follows the bootc layout', async () => {
+    const digest = sb.digest(image);
+    const byDigest = `${image.replace(/:1$/, '')}@${digest}`;
+    const s = await install({ image_source: `oci://${byDigest}`, pull_secret: sb.pullSecret(), configdrive: makeConfigDrive('n-bootc') });
+    expect(s.command_error, JSON.stringify(s.command_error)).toBeNull();
+    const table = partitionTable(disk.path);
+    expect(table.map((p) => p.name ?? '')).toEqual(['BIOS-BOOT', 'EFI-SYSTEM', 'root', expect.any(String)]);
+    const last = table[3]!;
+    // IPA's 64 MiB config drive at the end of the disk, after the root bootc made.
+    expect(last.start).toBeGreaterThan(table[2]!.start + table[2]!.size - 1);
+    rescan(disk.path);
+    expect(probe(disk.partition(4))).toMatchObject({ LABEL: 'config-2' });
+    const uuids = (await api.post('standby.get_partition_uuids', {}, true)).body.command_result;
+    expect(uuids).toMatchObject({ 'efi system partition uuid': table[1]!.uuid!.toLowerCase() });
+    await noSecretLeft();
+  });
+
+  const failures: { name: string; params: () => Record<string, unknown>; type: string; details: RegExp }[] = [
+    {
+      name: 'a wrong password (401)',
+      params: () => ({ image_source: `oci://${image}`, pull_secret: sb.pullSecret(REGISTRY_USER, 'wrong-password') }),
+      type: 'ImageDownloadFatalError', details: /the registry refused the credentials \(check the node's pull secret\).*unauthorized/,
+    },
+    {
+      name: 'no pull secret for a registry that needs one',
+      params: () => ({ image_source: `oci://${image}` }),
+      type: 'ImageDownloadFatalError', details: /the registry refused the credentials/,
+    },
+    {
+      name: 'a pull secret that is not base64',
+      params: () => ({ image_source: `oci://${image}`, pull_secret: 'not base64 at all!' }),
+      type: 'InvalidCommandParamsError', details: /^oci_pull_secret is not valid base64$/,
+    },
+    {
+      name: 'a pull secret that is base64 of something else',
+      params: () => ({ image_source: `oci://${image}`, pull_secret: Buffer.from('just-a-password').toString('base64') }),
+      type: 'InvalidCommandParamsError', details: /does not decode to a registry auth value/,
+    },
+    {
+      name: 'an image that does not exist',
+      params: () => ({ image_source: `oci://${sb.registry}/test/absent:1`, pull_secret: sb.pullSecret() }),
+      type: 'ImageDownloadFatalError', details: /the image does not exist in the registry/,
+    },
+    {
+      name: 'an image without bootc',
+      params: () => ({ image_source: `oci://${noBootc}`, pull_secret: sb.pullSecret() }),
+      type: 'ImageDownloadError', details: /Container image 127\.0\.0\.1:\d+\/test\/no-bootc:1 does not contain the required bootc binary/,
+    },
+    {
+      name: 'bootc_authorized_keys with a bad line',
+      params: () => ({ image_source: `oci://${image}`, pull_secret: sb.pullSecret(), instance_info: { bootc_authorized_keys: `${testKeys()}ssh-rsa not-a-key user@host\n` } }),
+      type: 'InvalidCommandParamsError', details: /bootc_authorized_keys line 3 is not an SSH public key/,
+    },
+    {
+      name: 'a malformed digest',
+      params: () => ({ image_source: `oci://${sb.registry}/test/fake-bootc@sha256:abc`, pull_secret: sb.pullSecret() }),
+      type: 'InvalidCommandParamsError', details: /digest "sha256:abc" is not sha256:<64 hex>/,
+    },
+    {
+      name: 'a port out of range',
+      params: () => ({ image_source: 'oci://127.0.0.1:99999/test/fake-bootc:1', pull_secret: sb.pullSecret() }),
+      type: 'InvalidCommandParamsError', details: /port 99999 is out of range/,
+    },
+    {
+      name: 'a registry that is not listening',
+      params: () => ({ image_source: 'oci://127.0.0.1:9/test/fake-bootc:1', pull_secret: sb.pullSecret() }),
+      type: 'ImageDownloadError', details: /the registry could not be reached.*connection refused/,
+    },
+  ];
+
+  for (const f of failures) {
+    test(`${f.name}: a clear error, no secret left behind, the agent still serving`, async () => {
+      const before = partitionTable(disk.path).length;
+      const s = await install(f.params());
+      expect(s.command_status).toBe('FAILED');
+      expect(s.command_error?.type).toBe(f.type);
+      expect(s.command_error?.details).toMatch(f.details);
+      for (const secret of secretForms) expect(JSON.stringify(s.command_error)).not.toContain(secret);
+      // Only the image without bootc gets as far as the container; bootc then never starts.
+      expect(partitionTable(disk.path).length).toBe(before);
+      await noSecretLeft();
+    });
+  }
+
+  test('bootc itself fails (TPM2 LUKS asked, no TPM): ImageWriteError with bootc\'s message, auth and keys gone', async () => {
+    const s = await install({
+      image_source: `oci://${image}`, pull_secret: sb.pullSecret(),
+      instance_info: { bootc_tpm2_luks: true, bootc_authorized_keys: keys },
+    });
+    expect(s.command_status).toBe('FAILED');
+    expect(s.command_error?.type).toBe('ImageWriteError');
+    expect(s.command_error?.details).toMatch(/Enrolling root device with TPM failed/);
+    await noSecretLeft();
+  });
+});
