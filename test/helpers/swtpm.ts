@@ -124,3 +124,17 @@ export class Swtpm {
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
+
+/** Whether the LUKS header accepts `passphrase` (no device-mapper needed). */
+export function testPassphrase(device: string, passphrase: string): boolean {
+  const dir = mkdtempSync(join(tmpdir(), 'ina-pass-'));
+  try {
+    writeFileSync(join(dir, 'key'), passphrase, { mode: 0o600 });
+    execFileSync('cryptsetup', ['open', '--test-passphrase', '--key-file', join(dir, 'key'), device], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

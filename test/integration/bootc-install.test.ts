@@ -1,11 +1,13 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { agentCommands, type CommandStatus } from '../helpers/agent-commands.ts';
 import { AgentProcess } from '../helpers/agent-process.ts';
 import { BOOTC_TOOLS, BootcSandbox, REGISTRY_PASSWORD, REGISTRY_USER } from '../helpers/bootc-registry.ts';
 import { fileContains, installedDeployment, makeConfigDrive, partitionTable, probe, rescan, testKeys, withMounted } from '../helpers/bootc-layout.ts';
+import { hashRange } from '../helpers/disk-images.ts';
 import { hasTool, isRoot, prerequisite } from '../helpers/env.ts';
+import { startAgent } from '../helpers/in-process-agent.ts';
 import { LoopDevice } from '../helpers/loop.ts';
 
 const canRun = prerequisite('root, podman, docker-registry, skopeo, htpasswd, openssl, busybox-static, cryptsetup, genisoimage',
@@ -213,5 +215,38 @@ describe.skipIf(!canRun)('standby.execute_bootc_install with real podman, a TLS+
     expect(s.command_error?.type).toBe('ImageWriteError');
     expect(s.command_error?.details).toMatch(/Enrolling root device with TPM failed/);
     await noSecretLeft();
+  });
+});
+
+describe.skipIf(!canRun)('execute_bootc_install on a disk too small for bootc\'s layout', () => {
+  let small: LoopDevice;
+  let api: Awaited<ReturnType<typeof startAgent>>;
+  let workDir: string;
+
+  beforeAll(async () => {
+    small = await LoopDevice.create(1536 * 2 ** 20);
+    workDir = mkdtempSync(join('/var/tmp', 'ina-bootc-small-'));
+    api = await startAgent({ flags: { 'agent-token': TOKEN, 'allow-device': [small.path], 'bootc-work-dir': join(workDir, 'w') } });
+  });
+
+  afterAll(async () => {
+    await api?.stop();
+    await small?.destroy();
+    rmSync(workDir, { recursive: true, force: true });
+  });
+
+  test('the deploy step names the sizes, before anything is pulled or written', async () => {
+    const cmds = agentCommands(api.url, TOKEN);
+    const before = await hashRange(small.path, 0, 2 ** 20);
+    const node = { uuid: 'n-small', instance_info: { root_device: { name: small.path }, bootc_tpm2_luks: true } };
+    const step = { interface: 'deploy', step: 'execute_bootc_install', args: { image_source: 'oci://127.0.0.1:5000/test/any:1', configdrive: null, oci_pull_secret: null } };
+    const r = await cmds.post('deploy.execute_deploy_step', { step, node, ports: [] });
+    const s = await cmds.finished(r.body.id);
+    expect(s.command_status).toBe('FAILED');
+    expect(s.command_error?.details).toMatch(new RegExp(`Disk ${small.path} is too small for a bootc install with TPM2 LUKS: it has 1536 MiB, the layout needs at least 1790 MiB`));
+    expect(api.logs().some((l) => /bootc image pull/.test(String(l.msg)))).toBe(false);
+    expect(await hashRange(small.path, 0, 2 ** 20)).toBe(before);
+    // The agent still serves.
+    expect((await cmds.post('standby.get_partition_uuids', {}, true)).status).toBe(200);
   });
 });

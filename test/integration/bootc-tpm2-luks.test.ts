@@ -1,6 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { agentCommands } from '../helpers/agent-commands.ts';
@@ -9,26 +8,13 @@ import { BOOTC_TOOLS, BootcSandbox, REGISTRY_PASSWORD, TPM_TOOLS } from '../help
 import { makeConfigDrive, partitionTable, probe, rescan, testKeys, withMounted } from '../helpers/bootc-layout.ts';
 import { hasTool, isRoot, prerequisite } from '../helpers/env.ts';
 import { LoopDevice } from '../helpers/loop.ts';
-import { Swtpm } from '../helpers/swtpm.ts';
+import { Swtpm, testPassphrase } from '../helpers/swtpm.ts';
 
 const canRun = prerequisite('root, podman, docker-registry, skopeo, cryptsetup, systemd-cryptenroll, swtpm, tpm2-tools, genisoimage',
   isRoot && [...BOOTC_TOOLS, ...TPM_TOOLS, '/usr/bin/genisoimage'].every(hasTool));
 
 const TOKEN = 'bootc-luks-token-0123456789abcdefghijklmnop';
 const GiB = 2 ** 30;
-
-function testPassphrase(device: string, passphrase: string): boolean {
-  const dir = mkdtempSync(join(tmpdir(), 'ina-pass-'));
-  try {
-    writeFileSync(join(dir, 'key'), passphrase, { mode: 0o600 });
-    execFileSync('cryptsetup', ['open', '--test-passphrase', '--key-file', join(dir, 'key'), device], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 describe.skipIf(!canRun)('execute_bootc_install with bootc_tpm2_luks: root sealed to a (software) TPM', () => {
   let tpm: Swtpm;
