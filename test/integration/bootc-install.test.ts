@@ -214,6 +214,10 @@ describe.skipIf(!canRun)('standby.execute_bootc_install with real podman, a TLS+
     expect(s.command_status).toBe('FAILED');
     expect(s.command_error?.type).toBe('ImageWriteError');
     expect(s.command_error?.details).toMatch(/Enrolling root device with TPM failed/);
+    // bootc had already partitioned and formatted: the agent wiped both GPT copies, so the
+    // half-installed disk cannot boot.
+    expect(probe(disk.path).PTTYPE).toBeUndefined();
+    expect(agent.lines.some((l) => l.msg === 'bootc install did not finish: partition tables wiped so the disk cannot boot')).toBe(true);
     await noSecretLeft();
   });
 });
