@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -73,14 +73,30 @@ export function installedDeployment(root: string): { deployment: string; authori
   return { deployment, authorizedKeys, kargs };
 }
 
-/** Whether any of `needles` occurs anywhere in the file (a disk image), holes included. */
+/**
+ * Whether any of `needles` occurs anywhere in the (sparse) disk image. Only the file's data
+ * extents are read (`filefrag`): holes read as zeroes, and grepping 4 GiB of them takes
+ * half a minute on this machine.
+ */
 export function fileContains(file: string, needles: string[]): boolean {
+  execFileSync('sync', ['-f', file]);
+  const out = execFileSync('filefrag', ['-e', '-b4096', file], { encoding: 'utf8' });
+  const extents = [...out.matchAll(/^\s*\d+:\s+(\d+)\.\.\s*(\d+):/gm)].map((m) => [Number(m[1]) * 4096, (Number(m[2]) + 1) * 4096] as const);
+  const fd = openSync(file, 'r');
   try {
-    execFileSync('grep', ['-q', '-a', '-F', ...needles.flatMap((n) => ['-e', n]), file], { stdio: 'ignore' });
-    return true;
-  } catch (err) {
-    if ((err as { status?: number }).status === 1) return false;
-    throw err;
+    const overlap = Math.max(...needles.map((n) => Buffer.byteLength(n))) - 1;
+    const chunk = Buffer.alloc(8 * 2 ** 20 + overlap);
+    for (const [start, end] of extents) {
+      for (let at = start; at < end; at += chunk.length - overlap) {
+        const n = readSync(fd, chunk, 0, Math.min(chunk.length, end + overlap - at), at);
+        const view = chunk.subarray(0, n);
+        if (needles.some((needle) => view.includes(needle))) return true;
+        if (n < chunk.length) break;
+      }
+    }
+    return false;
+  } finally {
+    closeSync(fd);
   }
 }
 
