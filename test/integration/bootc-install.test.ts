@@ -206,6 +206,29 @@ describe.skipIf(!canRun)('standby.execute_bootc_install with real podman, a TLS+
     });
   }
 
+  test('not enough room for the image: refused before the pull, saying how much is needed and how much there is', async () => {
+    const big = sb.publish('fake-bootc-big', { withBootc: true });
+    const greedy = await AgentProcess.start({
+      cmdline: `ipa-agent-token=${TOKEN}`,
+      // As if the image unpacked to a million times its size: more than any disk or RAM here.
+      flags: ['--allow-device', disk.path, '--bootc-work-dir', workDir, '--bootc-expansion-factor', '1000000'],
+      env: sb.env,
+    });
+    try {
+      await greedy.waitForMessage('agent API listening');
+      const cmds = agentCommands(`http://127.0.0.1:${greedy.port}`, TOKEN);
+      const r = await cmds.post('standby.execute_bootc_install', { image_source: `oci://${big}`, pull_secret: sb.pullSecret() });
+      const s = await cmds.finished(r.body.id);
+      expect(s.command_status).toBe('FAILED');
+      expect(s.command_error?.type).toBe('ImageDownloadOutofSpaceError'); // IPA's spelling
+      expect(s.command_error?.details).toMatch(new RegExp(`not enough room to pull it: it needs about \\d+ MiB \\(\\d+ MiB compressed x 1000000\\) in container storage, but ${sb.dir}/graph has \\d+ MiB free`));
+      expect(sb.podman(['images', '--format', '{{.Repository}}'])).not.toContain('fake-bootc-big');
+      expect(readdirSync(workDir)).toEqual([]);
+    } finally {
+      await greedy.stop();
+    }
+  });
+
   test('bootc itself fails (TPM2 LUKS asked, no TPM): ImageWriteError with bootc\'s message, auth and keys gone', async () => {
     const s = await install({
       image_source: `oci://${image}`, pull_secret: sb.pullSecret(),
