@@ -1,4 +1,5 @@
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { agentCommands, type CommandStatus } from '../helpers/agent-commands.ts';
@@ -31,6 +32,8 @@ describe.skipIf(!canRun)('standby.execute_bootc_install with real podman, a TLS+
   const keys = testKeys();
   /** Every form the secret takes on its way: password, user:password, Ironic's wire value, the `auth` value. */
   let secretForms: string[];
+  /** Accepts every connection and closes it at once (before the TLS handshake ends). */
+  let dropper: { port: number; server: Server; accepted: number };
 
   beforeAll(async () => {
     sb = await BootcSandbox.create();
@@ -48,9 +51,16 @@ describe.skipIf(!canRun)('standby.execute_bootc_install with real podman, a TLS+
     });
     await agent.waitForMessage('agent API listening');
     api = agentCommands(`http://127.0.0.1:${agent.port}`, TOKEN);
+    const server = createServer((sock) => {
+      dropper.accepted++;
+      sock.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    dropper = { port: (server.address() as AddressInfo).port, server, accepted: 0 };
   }, 120_000);
 
   afterAll(async () => {
+    dropper?.server.close();
     await agent?.stop();
     await disk?.destroy();
     await sb?.destroy();
@@ -139,7 +149,7 @@ describe.skipIf(!canRun)('standby.execute_bootc_install with real podman, a TLS+
     await noSecretLeft();
   });
 
-  const failures: { name: string; params: () => Record<string, unknown>; type: string; details: RegExp }[] = [
+  const failures: { name: string; params: () => Record<string, unknown>; type: string; details: RegExp; check?: () => void }[] = [
     {
       name: 'a wrong password (401)',
       params: () => ({ image_source: `oci://${image}`, pull_secret: sb.pullSecret(REGISTRY_USER, 'wrong-password') }),
@@ -186,6 +196,13 @@ describe.skipIf(!canRun)('standby.execute_bootc_install with real podman, a TLS+
       type: 'InvalidCommandParamsError', details: /port 99999 is out of range/,
     },
     {
+      name: 'a registry that accepts connections and drops them',
+      params: () => ({ image_source: `oci://127.0.0.1:${dropper.port}/test/fake-bootc:1`, pull_secret: sb.pullSecret() }),
+      type: 'ImageDownloadError', details: /the registry could not be reached.*(EOF|connection reset)/,
+      // Network trouble is retried (--bootc-pull-retries 3; podman 4.3 cannot do it itself).
+      check: () => expect(dropper.accepted).toBeGreaterThanOrEqual(4),
+    },
+    {
       name: 'a registry that is not listening',
       params: () => ({ image_source: 'oci://127.0.0.1:9/test/fake-bootc:1', pull_secret: sb.pullSecret() }),
       type: 'ImageDownloadError', details: /the registry could not be reached.*connection refused/,
@@ -199,6 +216,7 @@ describe.skipIf(!canRun)('standby.execute_bootc_install with real podman, a TLS+
       expect(s.command_status).toBe('FAILED');
       expect(s.command_error?.type).toBe(f.type);
       expect(s.command_error?.details).toMatch(f.details);
+      f.check?.();
       for (const secret of secretForms) expect(JSON.stringify(s.command_error)).not.toContain(secret);
       // Only the image without bootc gets as far as the container; bootc then never starts.
       expect(partitionTable(disk.path).length).toBe(before);
