@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -85,7 +85,9 @@ export class BootcSandbox {
     const certs = join(dir, 'home/.config/containers/certs.d', registry);
     mkdirSync(certs, { recursive: true });
     copyFileSync(join(dir, 'registry.crt'), join(certs, 'ca.crt'));
-    const containerEnv = { FAKE_BOOTC_FAST_KDF: '1', FAKE_BOOTC_NO_DM_OK: '1', FAKE_BOOTC_DUMP: '1', ...opts.containerEnv };
+    // Without a TPM of its own a test names one that does not exist: an empty or unset
+    // SYSTEMD_TPM2_DEVICE lets tss2 search localhost:2321, where someone's swtpm may listen (spec/bootc.md §5.2).
+    const containerEnv = { FAKE_BOOTC_FAST_KDF: '1', FAKE_BOOTC_NO_DM_OK: '1', FAKE_BOOTC_DUMP: '1', SYSTEMD_TPM2_DEVICE: '/dev/tpmrm0', ...opts.containerEnv };
     // spec/bootc.md §2.1: runc (crun refuses hybrid cgroups), explicit ulimits (no CAP_SYS_RESOURCE),
     // the host network (no iptables; lets the container reach swtpm on 127.0.0.1).
     writeFileSync(join(dir, 'containers.conf'), [
@@ -172,7 +174,7 @@ export class BootcSandbox {
     writeFileSync(join(ctx, 'Containerfile'), `FROM scratch\nCOPY rootfs/ /\n${labels}CMD ["/bin/sh"]\n`);
     const tag = `localhost/ina-${withBootc ? 'fake-bootc' : 'no-bootc'}:build`;
     this.podman(['build', '-q', '--network=none', '-t', tag, ctx]);
-    const tmp = `${archive}.${process.pid}.tmp`;
+    const tmp = `${archive}.${randomUUID()}.tmp`;
     this.podman(['save', '-q', '--format', 'oci-archive', '-o', tmp, tag]);
     this.podman(['rmi', tag]);
     rmSync(ctx, { recursive: true, force: true });
