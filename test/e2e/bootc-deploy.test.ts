@@ -1,5 +1,4 @@
 import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { listInterfaces } from '../../src/hardware/interfaces.ts';
 import { runCommand } from '../../src/run.ts';
@@ -36,7 +35,7 @@ describe.skipIf(!canRun)('a bootc deploy driven by an unmodified Ironic (custom-
     sb = await BootcSandbox.create({ containerEnv: { SYSTEMD_TPM2_DEVICE: tpm.tcti } });
     image = sb.publish('fake-bootc', { withBootc: true });
     disk = await LoopDevice.create(2 * 2 ** 30);
-    workDir = join(sb.dir, 'agent-work');
+    workDir = sb.agentWorkDir;
     ironic = await Ironic.start({ automatedClean: false });
     const macs = (await listInterfaces({ run: runCommand })).map((i) => i.mac_address);
     uuid = await ironic.enroll({ macs, deployInterface: 'custom-agent', properties: { root_device: { name: disk.path } } });

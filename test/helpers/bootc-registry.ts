@@ -51,6 +51,8 @@ export class BootcSandbox {
   readonly caFile: string;
   /** docker config.json with the admin credentials (for pushing); tests never give it to the agent. */
   readonly adminAuth: string;
+  /** Where tests point the agent's --bootc-work-dir; the double lists it from inside the container. */
+  readonly agentWorkDir: string;
   private readonly child: ChildProcess;
   private readonly saved: Record<string, string | undefined> = {};
 
@@ -61,6 +63,7 @@ export class BootcSandbox {
     this.child = child;
     this.caFile = join(dir, 'registry.crt');
     this.adminAuth = join(dir, 'admin-auth.json');
+    this.agentWorkDir = join(dir, 'agent-work');
   }
 
   static async create(opts: SandboxOptions = {}): Promise<BootcSandbox> {
@@ -87,7 +90,8 @@ export class BootcSandbox {
     copyFileSync(join(dir, 'registry.crt'), join(certs, 'ca.crt'));
     // Without a TPM of its own a test names one that does not exist: an empty or unset
     // SYSTEMD_TPM2_DEVICE lets tss2 search localhost:2321, where someone's swtpm may listen (spec/bootc.md §5.2).
-    const containerEnv = { FAKE_BOOTC_FAST_KDF: '1', FAKE_BOOTC_NO_DM_OK: '1', FAKE_BOOTC_DUMP: '1', SYSTEMD_TPM2_DEVICE: '/dev/tpmrm0', ...opts.containerEnv };
+    const containerEnv = { FAKE_BOOTC_FAST_KDF: '1', FAKE_BOOTC_NO_DM_OK: '1', FAKE_BOOTC_DUMP: '1', SYSTEMD_TPM2_DEVICE: '/dev/tpmrm0',
+      FAKE_BOOTC_PROBE_DIR: join(dir, 'agent-work'), ...opts.containerEnv };
     // spec/bootc.md §2.1: runc (crun refuses hybrid cgroups), explicit ulimits (no CAP_SYS_RESOURCE),
     // the host network (no iptables; lets the container reach swtpm on 127.0.0.1).
     writeFileSync(join(dir, 'containers.conf'), [

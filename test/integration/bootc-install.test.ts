@@ -43,7 +43,7 @@ describe.skipIf(!canRun)('standby.execute_bootc_install with real podman, a TLS+
     secretForms = [REGISTRY_PASSWORD, `${REGISTRY_USER}:${REGISTRY_PASSWORD}`, auth, sb.pullSecret()];
     // Root device selection without hints wants at least 4 GiB (spec §9.9); the file is sparse.
     disk = await LoopDevice.create(4 * GiB);
-    workDir = join(sb.dir, 'agent-work');
+    workDir = sb.agentWorkDir;
     agent = await AgentProcess.start({
       cmdline: `ipa-agent-token=${TOKEN}`,
       flags: ['--allow-device', disk.path, '--bootc-work-dir', workDir, '--bootc-pull-retry-delay', '1'],
@@ -104,6 +104,7 @@ describe.skipIf(!canRun)('standby.execute_bootc_install with real podman, a TLS+
         argv: readFileSync(join(root, '.fake-bootc/argv'), 'utf8'),
         env: readFileSync(join(root, '.fake-bootc/env'), 'utf8'),
         mountinfo: readFileSync(join(root, '.fake-bootc/mountinfo'), 'utf8'),
+        probe: readFileSync(join(root, '.fake-bootc/probe'), 'utf8'),
       };
     });
     expect(seen.authorizedKeys).toBe(keys);
@@ -117,7 +118,8 @@ describe.skipIf(!canRun)('standby.execute_bootc_install with real podman, a TLS+
       for (const s of [...secretForms, TOKEN, CANARY]) expect(text).not.toContain(s);
     }
     expect(seen.env).not.toMatch(/^(CONTAINERS_\w+|INA_TEST_CANARY)=/m);
-    expect(seen.env).not.toContain(sb.dir);
+    // (the test's own FAKE_BOOTC_* knobs come from containers.conf, not from the agent)
+    expect(seen.env.split('\n').filter((l) => !l.startsWith('FAKE_BOOTC_')).join('\n')).not.toContain(sb.dir);
     // mountinfo field 4 is the mounted path in its source filesystem: apart from podman's own
     // storage, the only host directory of the agent's in the container is the keys directory, read-only.
     const fields = seen.mountinfo.trim().split('\n').map((l) => l.split(' '));
@@ -125,6 +127,10 @@ describe.skipIf(!canRun)('standby.execute_bootc_install with real podman, a TLS+
     expect(agentMounts.map((f) => [f[3], f[4]])).toEqual([[expect.stringMatching(new RegExp(`^${workDir}/keys-\\w+$`)), agentMounts[0]?.[3]]]);
     expect(agentMounts[0]![5]).toMatch(/^ro\b/);
     expect(fields.filter((f) => /ina-agent-|ina-state-/.test(f[3]!))).toEqual([]);
+
+    // While bootc ran, the agent's work directory (which the container can reach through
+    // /proc/<pid>/root, see README) held the keys only: the auth file was already gone.
+    expect(seen.probe.trim().split('\n')).toEqual(['.', expect.stringMatching(/^\.\/keys-\w+$/), expect.stringMatching(/^\.\/keys-\w+\/authorized_keys$/)]);
 
     // Nothing of the secret on the target disk, anywhere (raw device, holes included).
     expect(fileContains(disk.file, secretForms)).toBe(false);

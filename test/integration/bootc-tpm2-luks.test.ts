@@ -30,7 +30,7 @@ describe.skipIf(!canRun)('execute_bootc_install with bootc_tpm2_luks: root seale
     sb = await BootcSandbox.create({ containerEnv: { SYSTEMD_TPM2_DEVICE: tpm.tcti } });
     image = sb.publish('fake-bootc', { withBootc: true });
     disk = await LoopDevice.create(4 * GiB);
-    workDir = join(sb.dir, 'agent-work');
+    workDir = sb.agentWorkDir;
     agent = await AgentProcess.start({
       cmdline: `ipa-agent-token=${TOKEN}`,
       flags: ['--allow-device', disk.path, '--bootc-work-dir', workDir],
