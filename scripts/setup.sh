@@ -19,8 +19,11 @@ PACKAGES=(
   genisoimage mtools
   # issue 8: building the ramdisk (depmod) and booting it (QEMU), SSH into it
   kmod qemu-system-x86 openssh-client
-  # issue 7: bootc deploys (the memory check reads image manifests with skopeo)
+  # issue 7: bootc deploys (the memory check reads image manifests with skopeo); tests: a TLS +
+  # htpasswd registry, the bootc double's disk tools, TPM2 LUKS against swtpm (spec/bootc.md §1)
   skopeo
+  apache2-utils openssl cryptsetup-bin xfsprogs systemd swtpm swtpm-tools tpm2-tools
+  libtss2-esys-3.0.2-0 libtss2-mu0 libtss2-rc0 libtss2-tctildr0 libtss2-tcti-swtpm0 libtss2-tcti-device0
 )
 
 log() { echo "setup: $*" >&2; }

@@ -2,6 +2,7 @@ import type { AgentContext } from '../agent-context.ts';
 import { commandExecution, invalidCommandParams } from '../errors.ts';
 import { selectRootDevice } from '../hardware/root-device.ts';
 import { writeConfigDrive } from '../writers/config-drive.ts';
+import { ImageError } from '../writers/errors.ts';
 import { validateAuthorizedKeys } from './authorized-keys.ts';
 import { parseImageSource } from './image-ref.ts';
 import { installArgv, removeDir, runInstall, selinuxEnabled, writeKeysDir } from './install.ts';
@@ -10,6 +11,7 @@ import { admit, remoteImageSize, storageSpace } from './memory.ts';
 import { checkInstalledTable, partitionUuids, reloadPartitions } from './partitions.ts';
 import { localImageSize, podmanVersion, pullImage, withPullRetries } from './podman.ts';
 import { decodePullSecret, withAuthFile } from './pull-secret.ts';
+import { makeUnbootable } from './unbootable.ts';
 
 export interface BootcRequest {
   imageSource: string;
@@ -79,20 +81,27 @@ export async function executeBootcInstall(ctx: Ctx, req: BootcRequest): Promise<
   checkImageFits(device, image, rootMiB, await localImageSize(ctx, image));
 
   const keysDir = keys ? await writeKeysDir(ctx.config.bootcWorkDir, keys) : undefined;
+  // From here on the disk is being rewritten: whatever fails leaves it unbootable.
   try {
-    const plan = { image, device, graphRoot: space.graphRoot, rootMiB, tpm2Luks, selinux: await selinuxEnabled(ctx), keysDir };
-    ctx.log.info({ argv: installArgv(plan) }, 'running bootc install to-disk');
-    await runInstall(ctx, plan);
-  } finally {
-    await removeDir(keysDir);
+    try {
+      const plan = { image, device, graphRoot: space.graphRoot, rootMiB, tpm2Luks, selinux: await selinuxEnabled(ctx), keysDir };
+      ctx.log.info({ argv: installArgv(plan) }, 'running bootc install to-disk');
+      await runInstall(ctx, plan);
+    } finally {
+      await removeDir(keysDir);
+    }
+    await reloadPartitions(ctx, device);
+    await checkInstalledTable(ctx, device);
+    if (req.configdrive) {
+      await writeConfigDrive(ctx, device, req.configdrive, { nodeUuid: req.nodeUuid, rebuild: ctx.config.configDriveRebuild });
+    }
+    ctx.deployment.partitionUuids = await partitionUuids(ctx, device);
+  } catch (err) {
+    // An image without bootc never started writing: the disk is as it was.
+    const untouched = err instanceof ImageError && err.type === 'ImageDownloadError';
+    if (!untouched) await makeUnbootable(ctx, device);
+    throw err;
   }
-
-  await reloadPartitions(ctx, device);
-  await checkInstalledTable(ctx, device);
-  if (req.configdrive) {
-    await writeConfigDrive(ctx, device, req.configdrive, { nodeUuid: req.nodeUuid, rebuild: ctx.config.configDriveRebuild });
-  }
-  ctx.deployment.partitionUuids = await partitionUuids(ctx, device);
   const message = `Container image (${req.imageSource}) written to device ${device}`;
   ctx.log.info({ image, device, partitionUuids: ctx.deployment.partitionUuids }, message);
   return message;

@@ -22,6 +22,8 @@ export interface AgentProcessOptions {
   port?: number;
   /** The script Node runs: the TypeScript CLI by default, or the ramdisk's bundle. */
   entry?: string;
+  /** Environment added to this process's (e.g. a podman sandbox's CONTAINERS_* variables). */
+  env?: Record<string, string>;
 }
 
 /**
@@ -74,7 +76,7 @@ export class AgentProcess {
       '--state-dir', join(dir, 'state'),
       ...(opts.flags ?? []),
     ];
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
     return new AgentProcess(child, port, dir);
   }
 
