@@ -66,11 +66,12 @@ export class TargetMount {
    */
   async mountPoint(relative: string): Promise<string> {
     let path = this.dir;
-    for (const part of relative.split('/').filter((p) => p !== '')) {
+    const parts = relative.split('/').filter((p) => p !== '');
+    for (const part of parts) {
       path = join(path, part);
       const st = await lstat(path).catch(() => undefined);
       if (!st) await mkdir(path, { mode: 0o755 });
-      else if (!st.isDirectory()) throw commandExecution(`/${relative} in the image is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}; refusing to mount over it`);
+      else if (!st.isDirectory()) throw commandExecution(`/${parts.join('/')} in the image is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}; refusing to mount over it`);
     }
     return path;
   }

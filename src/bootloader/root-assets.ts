@@ -1,4 +1,4 @@
-import { constants } from 'node:fs';
+import { constants, createWriteStream } from 'node:fs';
 import { lstat, open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -51,19 +51,18 @@ async function realDirectory(root: string, relative: string): Promise<string | u
  */
 async function copyRegular(src: string, dest: string): Promise<number> {
   const input = await open(src, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  let size: number;
   try {
     const st = await input.stat();
     if (!st.isFile()) throw new Error(`${src} is not a regular file`);
-    const output = await open(dest, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-    try {
-      await pipeline(input.createReadStream({ autoClose: false }), output.createWriteStream({ autoClose: false }));
-    } finally {
-      await output.close();
-    }
-    return st.size;
-  } finally {
+    size = st.size;
+  } catch (err) {
     await input.close();
+    throw err;
   }
+  // The read stream closes the handle when it ends or fails.
+  await pipeline(input.createReadStream(), createWriteStream(dest, { flags: 'wx', mode: 0o600 }));
+  return size;
 }
 
 /**

@@ -16,7 +16,7 @@ import { basename, dirname, efiArchOf, efiPath, fallbackLoaderPath, findEfiBootl
 import { appendEspToFstab, stageEfiAssets } from './root-assets.ts';
 
 export interface BootloaderOptions {
-  /** Where firmware/efi is looked for (tests point it at a tree that has one). */
+  /** sysfs, where the kernel's partitions and their sizes are read. */
   sysRoot?: string;
   /** The efibootmgr binary (tests: the double). */
   efibootmgr?: string;
