@@ -1,3 +1,5 @@
+import { access, constants } from 'node:fs/promises';
+import { delimiter, join } from 'node:path';
 import { deploymentError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { ToolError, type RunCommand } from '../run.ts';
@@ -11,29 +13,48 @@ export interface FormatDeps {
   log: Logger;
 }
 
-export interface FormatRequest {
-  paths: Partial<Record<Role, string>>;
-  /** Format the ephemeral partition with this filesystem; undefined keeps it (preserve_ephemeral). */
-  ephemeralFormat: string | undefined;
+interface Mkfs {
+  role: Role;
+  tool: string;
+  args: (partition: string) => string[];
 }
 
 /**
  * The filesystems IPA's work_on_disk makes around the root image (spec §9.6): the ESP as
  * vfat `efi-part`, swap labelled `swap1`, the ephemeral partition labelled `ephemeral0`
- * (`-F` for ext*, which would otherwise ask before formatting a partition). Every partition
- * passes the disk guard just before it is formatted.
+ * (`-F` for ext*, `-f` for xfs and btrfs, which would otherwise refuse an old signature).
+ * `mkfs.<type>` is called directly: the ramdisk has no `mkfs` front end.
  */
-export async function formatPartitions(deps: FormatDeps, req: FormatRequest): Promise<void> {
-  const { paths } = req;
-  const esp = paths['efi system partition'];
-  if (esp) await mkfs(deps, esp, 'mkfs', ['-t', 'vfat', '-n', 'efi-part', esp]);
-  const swap = paths.swap;
-  if (swap) await mkfs(deps, swap, 'mkswap', ['-L', 'swap1', swap]);
-  const ephemeral = paths.ephemeral;
-  if (ephemeral && req.ephemeralFormat) {
-    const fs = req.ephemeralFormat;
+export function mkfsPlan(roles: readonly Role[], ephemeralFormat: string | undefined): Mkfs[] {
+  const plan: Mkfs[] = [];
+  if (roles.includes('efi system partition')) plan.push({ role: 'efi system partition', tool: 'mkfs.vfat', args: (p) => ['-n', 'efi-part', p] });
+  if (roles.includes('swap')) plan.push({ role: 'swap', tool: 'mkswap', args: (p) => ['-L', 'swap1', p] });
+  if (roles.includes('ephemeral') && ephemeralFormat) {
+    const fs = ephemeralFormat;
     const force = fs.startsWith('ext') ? ['-F'] : fs === 'xfs' || fs === 'btrfs' ? ['-f'] : [];
-    await mkfs(deps, ephemeral, 'mkfs', ['-t', fs, ...force, '-L', 'ephemeral0', ephemeral]);
+    plan.push({ role: 'ephemeral', tool: `mkfs.${fs}`, args: (p) => [...force, '-L', 'ephemeral0', p] });
+  }
+  return plan;
+}
+
+/**
+ * Refuses, before anything is written, a layout whose filesystems this ramdisk cannot make
+ * (an xfs ephemeral partition on a ramdisk without xfsprogs would otherwise fail only after
+ * the whole image was downloaded and written).
+ */
+export async function checkMkfsTools(plan: readonly Mkfs[], path = process.env.PATH ?? ''): Promise<void> {
+  for (const { tool, role } of plan) {
+    const found = await Promise.any(path.split(delimiter).filter(Boolean).map((dir) => access(join(dir, tool), constants.X_OK))).then(() => true, () => false);
+    if (!found) throw deploymentError(`Cannot create the ${role} partition's filesystem: ${tool} is not installed in this ramdisk`);
+  }
+}
+
+/** Formats the planned partitions; each passes the disk guard just before it is formatted. */
+export async function formatPartitions(deps: FormatDeps, paths: Partial<Record<Role, string>>, plan: readonly Mkfs[]): Promise<void> {
+  for (const step of plan) {
+    const partition = paths[step.role];
+    if (!partition) throw deploymentError(`the ${step.role} partition is missing from the layout`);
+    await mkfs(deps, partition, step.tool, step.args(partition));
   }
 }
 

@@ -4,7 +4,7 @@ import { deploymentError } from '../errors.ts';
 import { currentBootMode } from '../extensions/image.ts';
 import { partitionPath, planLayout, type Layout, type Role } from '../hardware/partition-layout.ts';
 import { applyLayout } from '../hardware/partition-apply.ts';
-import { blockUuid, formatPartitions } from '../hardware/partition-format.ts';
+import { blockUuid, checkMkfsTools, formatPartitions, mkfsPlan } from '../hardware/partition-format.ts';
 import { readPartitionTable } from '../hardware/partitions.ts';
 import { blockDeviceInfo, type BlockDeviceInfo } from './block-device.ts';
 import { HELD_BYTES, MiB } from './block-sink.ts';
@@ -58,6 +58,9 @@ export async function writePartitionImage(
     diskBytes: dev.size, rootMb: spec.rootMb, swapMb: spec.swapMb, ephemeralMb: spec.ephemeralMb, configDriveBytes: iso?.length,
     bootMode: spec.bootMode, diskLabel: spec.diskLabel, cpuArch: arch, efiSystemPartitionSizeMb: ctx.config.efiSystemPartitionSize,
   });
+  // The ephemeral filesystem is kept on a rebuild (preserve_ephemeral).
+  const mkfs = mkfsPlan(layout.partitions.map((p) => p.role), spec.preserveEphemeral ? undefined : spec.ephemeralFormat);
+  await checkMkfsTools(mkfs);
   const target = spec.preserveEphemeral ? await preservedRoot(ctx, dev, layout) : newRoot(dev, layout);
   ctx.log.info(
     { node, device, label: layout.label, bootMode: spec.bootMode, partitions: layout.partitions, preserveEphemeral: spec.preserveEphemeral },
@@ -78,7 +81,7 @@ export async function writePartitionImage(
       await copyImage(partition, iso);
       ctx.log.info({ node, partition }, `Configdrive for node ${node} successfully copied onto partition ${partition}`);
     }
-    await formatPartitions(ctx, { paths, ephemeralFormat: spec.preserveEphemeral ? undefined : spec.ephemeralFormat });
+    await formatPartitions(ctx, paths, mkfs);
     await rescanPartitions(ctx.run, device, ctx.log);
     return await uuidsOf(ctx, paths, arch);
   } catch (err) {

@@ -1,4 +1,8 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { checkMkfsTools, mkfsPlan } from '../../src/hardware/partition-format.ts';
 import { nodeBootMode, nodeDiskLabel, parseCapabilities, partitionImageSpec } from '../../src/writers/partition-image-info.ts';
 
 const fields = { root_mb: 10240, swap_mb: 512, ephemeral_mb: 0, ephemeral_format: null, preserve_ephemeral: false };
@@ -68,5 +72,32 @@ describe('the partition fields of image_info', () => {
   test('an ephemeral partition needs a filesystem the ramdisk can make', () => {
     expect(() => partitionImageSpec({ id: 'i', urls: [], ...fields, ephemeral_mb: 10 }, undefined, 'bios')).toThrow(/ephemeral_format must be set/);
     expect(() => partitionImageSpec({ id: 'i', urls: [], ...fields, ephemeral_mb: 10, ephemeral_format: 'ntfs' }, undefined, 'bios')).toThrow(/Unsupported ephemeral_format "ntfs"/);
+  });
+});
+
+describe('the filesystems around the root (IPA work_on_disk)', () => {
+  test('ESP, swap and ephemeral with IPA\'s labels and the force flags; none kept on a rebuild', () => {
+    const plan = mkfsPlan(['efi system partition', 'ephemeral', 'swap', 'root'], 'xfs');
+    expect(plan.map((m) => [m.tool, ...m.args('/dev/sda9')])).toEqual([
+      ['mkfs.vfat', '-n', 'efi-part', '/dev/sda9'],
+      ['mkswap', '-L', 'swap1', '/dev/sda9'],
+      ['mkfs.xfs', '-f', '-L', 'ephemeral0', '/dev/sda9'],
+    ]);
+    expect(mkfsPlan(['ephemeral', 'root'], 'ext4').map((m) => m.args('/dev/x'))).toEqual([['-F', '-L', 'ephemeral0', '/dev/x']]);
+    expect(mkfsPlan(['BIOS Boot partition', 'ephemeral', 'root'], undefined)).toEqual([]);
+  });
+
+  test('a filesystem tool missing from the ramdisk is refused before anything is written', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ina-path-'));
+    try {
+      await writeFile(join(dir, 'mkswap'), '#!/bin/sh\n', { mode: 0o755 });
+      await writeFile(join(dir, 'mkfs.xfs'), 'not executable\n', { mode: 0o644 });
+      await expect(checkMkfsTools(mkfsPlan(['swap', 'root'], undefined), dir)).resolves.toBeUndefined();
+      await expect(checkMkfsTools(mkfsPlan(['swap', 'ephemeral', 'root'], 'xfs'), dir)).rejects.toThrow(
+        "Cannot create the ephemeral partition's filesystem: mkfs.xfs is not installed in this ramdisk",
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
