@@ -42,22 +42,25 @@ export const TOOLS: Feature = {
   packages: [
     'util-linux', 'mount', 'fdisk', 'gdisk', 'parted', 'e2fsprogs', 'dosfstools', 'qemu-utils',
     'nvme-cli', 'hdparm', 'xz-utils', 'zstd', 'iproute2', 'efibootmgr', 'dmidecode', 'lshw', 'mdadm',
+    'mtools', 'genisoimage', 'smartmontools', 'ipmitool', 'tcpdump', 'psmisc',
   ],
   paths: [
     // util-linux / mount: disks, partitions, filesystems
     'bin/lsblk', 'bin/findmnt', 'bin/dmesg', 'sbin/blkid', 'sbin/wipefs', 'sbin/blockdev', 'sbin/blkdiscard',
     'sbin/fstrim', 'sbin/mkswap', 'usr/bin/partx', 'usr/bin/lscpu', 'usr/bin/fallocate', 'usr/bin/nsenter',
-    'bin/mount', 'bin/umount', 'sbin/losetup',
+    'bin/mount', 'bin/umount', 'sbin/losetup', 'usr/bin/prlimit', 'bin/fuser',
     // partition tables
     'sbin/sfdisk', 'sbin/sgdisk', 'sbin/parted', 'sbin/partprobe',
     // filesystems the agent creates (config drive, partition images)
     'sbin/mke2fs', 'sbin/mkfs.ext4', 'sbin/e2fsck', 'sbin/resize2fs', 'sbin/mkfs.fat', 'sbin/mkfs.vfat',
-    // images and decompression
+    // vfat without mounting it (the ESP, a config drive rebuilt as CONFIG-2) and the ISO it comes from
+    'usr/bin/mtools', 'usr/bin/mcopy', 'usr/bin/mmd', 'usr/bin/mdir', 'usr/bin/mtype', 'usr/bin/mdel', 'usr/bin/mattrib', 'usr/bin/isoinfo',
+    // images and decompression (qemu-img runs under prlimit's address-space cap)
     'usr/bin/qemu-img', 'usr/bin/xz', 'usr/bin/zstd',
-    // erase and firmware-level disk commands
-    'usr/sbin/nvme', 'sbin/hdparm', 'sbin/mdadm',
-    // network, boot entries, inventory
-    'bin/ip', 'bin/efibootmgr', 'usr/sbin/dmidecode', 'usr/bin/lshw',
+    // erase and firmware-level disk commands (smartctl reads the ATA security state)
+    'usr/sbin/nvme', 'sbin/hdparm', 'sbin/mdadm', 'usr/sbin/smartctl',
+    // network, boot entries, inventory (ipmitool: the BMC address; tcpdump: LLDP)
+    'bin/ip', 'bin/efibootmgr', 'usr/sbin/dmidecode', 'usr/bin/lshw', 'usr/bin/ipmitool', 'usr/bin/tcpdump',
   ],
 };
 
@@ -67,9 +70,10 @@ export const TOOLS: Feature = {
  */
 export const BOOTC: Feature = {
   name: 'bootc',
-  packages: ['podman', 'runc', 'conmon', 'golang-github-containers-common'],
+  packages: ['podman', 'runc', 'conmon', 'golang-github-containers-common', 'skopeo'],
   paths: [
-    'usr/bin/podman', 'usr/sbin/runc', 'usr/bin/conmon',
+    // skopeo reads the image's manifest for the memory admission before the pull
+    'usr/bin/podman', 'usr/sbin/runc', 'usr/bin/conmon', 'usr/bin/skopeo',
     'etc/containers/policy.json', 'etc/containers/registries.conf.d',
     'usr/share/containers/containers.conf', 'usr/share/containers/seccomp.json',
   ],

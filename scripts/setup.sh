@@ -19,6 +19,8 @@ PACKAGES=(
   genisoimage mtools
   # issue 8: building the ramdisk (depmod) and booting it (QEMU), SSH into it
   kmod qemu-system-x86 openssh-client
+  # issue 9: UEFI firmware for the ramdisk under QEMU (efibootmgr against real EFI variables)
+  ovmf
   # issue 7: bootc deploys (the memory check reads image manifests with skopeo); tests: a TLS +
   # htpasswd registry, the bootc double's disk tools, TPM2 LUKS against swtpm (spec/bootc.md §1)
   skopeo

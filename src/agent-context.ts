@@ -9,8 +9,11 @@ import type { StepRegistry } from './steps/registry.ts';
 
 /** Forgotten on every (simulated) reboot, like everything a ramdisk keeps in memory. */
 export interface DeploymentState {
-  /** `{"root uuid": ..., "efi system partition uuid": ...}` of the last image written; `{}` before. */
-  partitionUuids: Record<string, string | null>;
+  /**
+   * `{"root uuid": ..., "efi system partition uuid": ...}` of the last image written, plus
+   * `partitions` (role -> path) for a partition image; `{}` before (spec §9.8).
+   */
+  partitionUuids: { [key: string]: string | null | undefined | Partial<Record<string, string>> };
   /** `image_info.id` of the image on disk, so a repeated prepare_image can skip the write (spec §7.1). */
   cachedImageId?: string | undefined;
 }

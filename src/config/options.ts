@@ -303,6 +303,12 @@ export const OPTIONS = {
     help: 'Always write the config drive as a vfat CONFIG-2 filesystem instead of copying the ISO (IPA option config_drive_rebuild).',
   }),
 
+  // Issue 9: partition images.
+  efiSystemPartitionSize: option({
+    param: 'ina-efi-system-partition-size', schema: numberText({ min: 1, integer: true }), default: 550,
+    help: 'Size in MiB of the EFI system partition made for a partition image in UEFI mode (IPA option efi_system_partition_size).',
+  }),
+
   // Issue 7: bootc deploys.
   disableBootcDeploy: option({
     param: 'ipa-disable-bootc-deploy', schema: boolText, default: false,

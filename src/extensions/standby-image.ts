@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { invalidCommandParams } from '../errors.ts';
 import type { StepDefinition } from '../steps/types.ts';
 import { ImageInfoSchema, validateImageInfo } from '../writers/image-info.ts';
-import { imageSettings, prepareImage } from '../writers/prepare-image.ts';
+import { imageSettings } from '../writers/image-download.ts';
+import { prepareImage } from '../writers/prepare-image.ts';
 import { command, type Extension } from './types.ts';
 
 const prepareParams = z.strictObject({

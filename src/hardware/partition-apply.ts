@@ -1,7 +1,7 @@
 import { deploymentError } from '../errors.ts';
 import { ToolError, type RunCommand } from '../run.ts';
 import type { DiskGuard } from './disk-guard.ts';
-import { kernelPartitions } from './partitions.ts';
+import { kernelPartitions, logicalSectorSize } from './partitions.ts';
 import { partitionPath, sfdiskScript, sgdiskArgs, type Layout, type Role } from './partition-layout.ts';
 
 export interface ApplyDeps {
@@ -30,7 +30,10 @@ export async function applyLayout(deps: ApplyDeps, device: string, layout: Layou
       await deps.run('sgdisk', sgdiskArgs(dev, layout));
     } else {
       await deps.run('wipefs', ['--all', '--force', dev]);
-      await deps.run('sfdisk', ['--quiet', '--wipe', 'always', dev], { input: sfdiskScript(layout) });
+      // A partition image's root is already written when the table is: never wipe inside partitions.
+      await deps.run('sfdisk', ['--quiet', '--wipe', 'always', '--wipe-partitions', 'never', dev], {
+        input: sfdiskScript(layout, await logicalSectorSize(dev, deps.sysRoot)),
+      });
     }
     // partx -u updates existing entries; -a adds the new ones. Either may report "nothing to do".
     await deps.run('partx', ['-d', dev]).catch(() => undefined);

@@ -129,12 +129,12 @@ export function sgdiskArgs(device: string, layout: Layout): string[] {
   return args;
 }
 
-/** The sfdisk script writing an msdos layout (fed on stdin to `sfdisk --label dos DEV`). */
-export function sfdiskScript(layout: Layout): string {
+/** The sfdisk script writing an msdos layout (fed on stdin to `sfdisk --label dos DEV`); sfdisk counts the device's logical sectors. */
+export function sfdiskScript(layout: Layout, sectorSize = 512): string {
   if (layout.label !== 'msdos') throw new Error('sfdiskScript needs an msdos layout');
   const lines = ['label: dos', 'unit: sectors'];
   for (const p of layout.partitions) {
-    const sectors = (n: number) => n * (MIB / 512);
+    const sectors = (n: number) => n * (MIB / sectorSize);
     lines.push(`start=${sectors(p.startMib)}, size=${sectors(p.sizeMib)}, type=${p.type}${p.bootable ? ', bootable' : ''}`);
   }
   return `${lines.join('\n')}\n`;

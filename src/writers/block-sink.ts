@@ -45,11 +45,16 @@ export interface BlockSinkOptions {
   log: Logger;
   /** The disk guard, asked again right before anything is made bootable. */
   guard(): Promise<void>;
-  /** Device offset of the stream's byte 0 (non-zero for a staged qcow2). */
+  /** Device offset of the stream's byte 0 (a partition image's root, a staged qcow2). */
   baseOffset?: number;
+  /** Device offset the stream must not pass (default: the device's end). */
+  limit?: number;
   /** Hold the stream's first and last MiB back until commit(). */
   holdBack: boolean;
-  /** Zero the device's first and last MiB before anything else (default: holdBack). */
+  /**
+   * Zero the device's first and last MiB (its partition tables) before anything else, and
+   * again in wipe() (default: holdBack). False when the tables are not the sink's to touch.
+   */
   wipeFirst?: boolean;
   /** Bytes the stream will have, when known: refused at once if they cannot fit. */
   expectedSize?: number;
@@ -104,6 +109,8 @@ export class BlockSink {
   private readonly opts: BlockSinkOptions;
   private readonly device: BlockDeviceInfo;
   private readonly base: number;
+  private readonly limit: number;
+  private readonly ownsTables: boolean;
   private readonly handle: fsp.FileHandle;
   private readonly slots: Slot[];
   private readonly head: Buffer;
@@ -128,6 +135,8 @@ export class BlockSink {
     this.opts = opts;
     this.device = opts.device;
     this.base = opts.baseOffset ?? 0;
+    this.limit = opts.limit ?? opts.device.size;
+    this.ownsTables = opts.wipeFirst ?? opts.holdBack;
     this.handle = handle;
     this.zeroSkip = opts.zeroSkip === true && opts.device.writeZeroesMaxBytes > 0;
     const count = opts.slots ?? DEFAULT_SLOTS;
@@ -150,12 +159,16 @@ export class BlockSink {
   /** Opens the device for O_DIRECT writes; refuses an image known not to fit before writing a byte. */
   static async open(opts: BlockSinkOptions): Promise<BlockSink> {
     const base = opts.baseOffset ?? 0;
-    if (opts.expectedSize !== undefined && base + opts.expectedSize > opts.device.size) {
+    const limit = opts.limit ?? opts.device.size;
+    if (limit > opts.device.size || base > limit) {
+      throw new Error(`the target range ${base}-${limit} is outside ${opts.device.path} (${opts.device.size} bytes)`);
+    }
+    if (opts.expectedSize !== undefined && base + opts.expectedSize > limit) {
       throw new ImageTooLargeError(
-        `the image (${opts.expectedSize} bytes) is larger than the space on ${opts.device.path} (${opts.device.size - base} bytes)`,
+        `the image (${opts.expectedSize} bytes) is larger than the space on ${opts.device.path} (${limit - base} bytes)`,
       );
     }
-    if (base % ALIGN !== 0 || SLOT_BYTES % opts.device.logicalBlockSize !== 0) {
+    if (base % ALIGN !== 0 || limit % opts.device.logicalBlockSize !== 0 || SLOT_BYTES % opts.device.logicalBlockSize !== 0) {
       throw new Error(`unsupported alignment: offset ${base}, logical block size ${opts.device.logicalBlockSize}`);
     }
     await opts.guard();
@@ -171,7 +184,7 @@ export class BlockSink {
     }
     const sink = new BlockSink(opts, handle, memory);
     try {
-      if (opts.wipeFirst ?? opts.holdBack) await sink.zeroPartitionTables();
+      if (sink.ownsTables) await sink.zeroPartitionTables();
     } catch (err) {
       await sink.close();
       throw err;
@@ -197,8 +210,8 @@ export class BlockSink {
   /** Copies `chunk` into the buffers; resolves when it may be reused, waiting while all buffers are busy. */
   async write(chunk: Buffer): Promise<void> {
     if (this.failure) throw this.failure;
-    if (this.base + this.total + chunk.length > this.device.size) {
-      throw new ImageTooLargeError(`the image is larger than the space on ${this.device.path} (${this.device.size - this.base} bytes)`);
+    if (this.base + this.total + chunk.length > this.limit) {
+      throw new ImageTooLargeError(`the image is larger than the space on ${this.device.path} (${this.limit - this.base} bytes)`);
     }
     let at = 0;
     while (at < chunk.length) {
@@ -265,7 +278,10 @@ export class BlockSink {
     await this.flush();
   }
 
-  /** Zeroes both partition-table areas of the image and the device's last MiB: never bootable. */
+  /**
+   * Zeroes both partition-table areas of the image (or a partition image's superblocks) and,
+   * when the tables are the sink's, the device's last MiB: never bootable.
+   */
   async wipe(): Promise<void> {
     const zero = this.head.fill(0);
     const targets: [number, number][] = [[this.base, HELD_BYTES]];
@@ -273,7 +289,7 @@ export class BlockSink {
     if (this.tailStart !== undefined && this.total > this.tailStart) {
       targets.push([this.base + this.tailStart, alignUp(this.total - this.tailStart, ALIGN)]);
     }
-    targets.push([Math.max(0, this.device.size - HELD_BYTES), HELD_BYTES]);
+    if (this.ownsTables) targets.push([Math.max(0, this.device.size - HELD_BYTES), HELD_BYTES]);
     for (const [offset, length] of targets) {
       for (let at = 0; at < length; at += zero.length) {
         const len = Math.min(zero.length, length - at);

@@ -58,8 +58,12 @@ export async function writeConfigDrive(ctx: AgentContext, device: string, config
 
 const BASE64 = /^[A-Za-z0-9+/=\s]*$/;
 
-/** The ISO image: fetched if `configdrive` is a URL, then base64-decoded and gunzipped (IPA's get_configdrive). */
-async function loadConfigDrive(ctx: AgentContext, configdrive: string, node: string): Promise<Buffer> {
+/**
+ * The ISO image: fetched if `configdrive` is a URL, then base64-decoded and gunzipped (IPA's
+ * get_configdrive). Whole-disk images cap it at 64 MiB (§9.7); the check is on the gunzip
+ * itself, so an oversized drive is refused without being held in memory.
+ */
+export async function loadConfigDrive(ctx: AgentContext, configdrive: string, node: string): Promise<Buffer> {
   const isUrl = /^https?:\/\//.test(configdrive);
   let data: Buffer | string = configdrive;
   if (isUrl) data = await downloadConfigDrive(ctx, configdrive, node);
@@ -186,7 +190,7 @@ async function findOrCreatePartition(ctx: AgentContext, device: string, node: st
 }
 
 /** Writes the ISO onto the partition (IPA: dd) and flushes it. */
-async function copyImage(partition: string, iso: Buffer): Promise<void> {
+export async function copyImage(partition: string, iso: Buffer): Promise<void> {
   const { size } = await blockDeviceInfo(partition);
   if (iso.length > size) throw new Error(`the config drive (${iso.length} bytes) does not fit ${partition} (${size} bytes)`);
   const handle = await open(partition, 'r+');

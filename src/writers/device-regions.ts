@@ -4,6 +4,7 @@ import type { Logger } from '../log.ts';
 import { alignedSharedMemory } from './aligned-memory.ts';
 import type { BlockDeviceInfo } from './block-device.ts';
 import { DeviceWriteError, HELD_BYTES } from './block-sink.ts';
+import { wholeDevice, type ImageTarget } from './image-target.ts';
 
 export interface Region {
   offset: number;
@@ -51,17 +52,26 @@ export async function writeRegions(device: BlockDeviceInfo, regions: Region[]): 
 }
 
 /**
- * Zeroes the image's first MiB, its last MiB and the device's last MiB: whatever was
- * written, no partition table (primary or backup) is left to boot from. Best effort, each
- * region on its own: the device may be failing.
+ * Zeroes the image's first MiB and its last MiB and, when the device's tables are the
+ * writer's, the device's first and last MiB: whatever was written, no partition table
+ * (primary or backup) and no filesystem superblock of a partition image is left to boot or
+ * mount. Best effort, each region on its own: the device may be failing.
  */
-export async function wipePartitionTables(device: BlockDeviceInfo, imageSize: number | undefined, log: Logger): Promise<void> {
-  const offsets = new Set<number>([0, Math.max(0, device.size - HELD_BYTES)]);
-  if (imageSize !== undefined && imageSize > HELD_BYTES) offsets.add(Math.floor((imageSize - HELD_BYTES) / 4096) * 4096);
+export async function wipeImage(device: BlockDeviceInfo, target: ImageTarget, imageSize: number | undefined, log: Logger): Promise<void> {
+  const offsets = new Set<number>([target.offset]);
+  if (target.ownsTables) offsets.add(0).add(Math.max(0, device.size - HELD_BYTES));
+  if (imageSize !== undefined && imageSize > HELD_BYTES) offsets.add(target.offset + Math.floor((imageSize - HELD_BYTES) / 4096) * 4096);
   for (const offset of offsets) {
-    const length = Math.min(HELD_BYTES + 4096, device.size - offset);
+    // A preserved table's backup GPT may sit right after the image: stay inside the target.
+    const end = target.ownsTables ? device.size : target.offset + target.size;
+    const length = Math.min(HELD_BYTES + 4096, end - offset);
     await writeRegions(device, [{ offset, data: Buffer.alloc(Math.floor(length / device.logicalBlockSize) * device.logicalBlockSize) }]).catch(
       (err: Error) => log.warn({ device: device.path, offset, err: err.message }, 'could not wipe a partition-table area'),
     );
   }
+}
+
+/** wipeImage for a whole-disk image. */
+export function wipePartitionTables(device: BlockDeviceInfo, imageSize: number | undefined, log: Logger): Promise<void> {
+  return wipeImage(device, wholeDevice(device), imageSize, log);
 }

@@ -2,8 +2,9 @@ import type { Logger } from '../log.ts';
 import type { RunCommand } from '../run.ts';
 import { punchHole, type BlockDeviceInfo } from './block-device.ts';
 import { BlockSink, HELD_BYTES, ImageTooLargeError, type SinkMemory } from './block-sink.ts';
-import { wipePartitionTables, writeRegions } from './device-regions.ts';
+import { wipeImage, writeRegions } from './device-regions.ts';
 import type { Qcow2Header } from './formats.ts';
+import type { ImageTarget } from './image-target.ts';
 import { convertStagedQcow2, stagingOffsetFor } from './qcow2.ts';
 
 /**
@@ -25,6 +26,7 @@ export interface ImageWriter {
 
 export interface WriterContext {
   device: BlockDeviceInfo;
+  target: ImageTarget;
   run: RunCommand;
   log: Logger;
   guard(): Promise<void>;
@@ -44,8 +46,10 @@ export class RawWriter implements ImageWriter {
   }
 
   static async open(ctx: WriterContext, expectedSize: number | undefined): Promise<RawWriter> {
+    const { target } = ctx;
     const sink = await BlockSink.open({
       device: ctx.device, run: ctx.run, log: ctx.log, guard: ctx.guard,
+      baseOffset: target.offset, limit: target.offset + target.size, wipeFirst: target.ownsTables,
       holdBack: true, expectedSize, hashAlgorithm: ctx.hashAlgorithm, zeroSkip: true, onProgress: ctx.onWritten,
     });
     return new RawWriter(sink);
@@ -91,16 +95,17 @@ export class Qcow2Writer implements ImageWriter {
 
   static async open(ctx: WriterContext, header: Qcow2Header, fileSize: number | undefined, onConvertProgress?: (f: number) => void): Promise<Qcow2Writer> {
     const v = header.virtualSize;
-    if (v > ctx.device.size) {
-      throw new ImageTooLargeError(`the image's virtual size (${v} bytes) is larger than ${ctx.device.path} (${ctx.device.size} bytes)`);
+    const { target } = ctx;
+    if (v > target.size) {
+      throw new ImageTooLargeError(`the image's virtual size (${v} bytes) is larger than the space on ${ctx.device.path} (${target.size} bytes)`);
     }
-    const stagingOffset = stagingOffsetFor(v);
-    if (fileSize !== undefined && stagingOffset + fileSize > ctx.device.size) {
+    const stagingOffset = target.offset + stagingOffsetFor(v);
+    if (fileSize !== undefined && stagingOffset + fileSize > target.stagingEnd) {
       throw new ImageTooLargeError(stagingMessage(ctx.device, v, fileSize));
     }
     const sink = await BlockSink.open({
       device: ctx.device, run: ctx.run, log: ctx.log, guard: ctx.guard,
-      baseOffset: stagingOffset, holdBack: false, wipeFirst: true, expectedSize: fileSize,
+      baseOffset: stagingOffset, limit: target.stagingEnd, holdBack: false, wipeFirst: target.ownsTables, expectedSize: fileSize,
       hashAlgorithm: ctx.hashAlgorithm, zeroSkip: true, onProgress: ctx.onWritten,
     }).catch((err: unknown) => {
       if (err instanceof ImageTooLargeError) throw new ImageTooLargeError(stagingMessage(ctx.device, v, fileSize));
@@ -135,13 +140,14 @@ export class Qcow2Writer implements ImageWriter {
       { device: this.ctx.device.path, virtualSize: this.header.virtualSize, staged: this.stagedSize, at: this.stagingOffset },
       'qcow2 image verified; converting it in place with qemu-img',
     );
+    const base = this.ctx.target.offset;
     const { head, tail } = await convertStagedQcow2(
-      { device: this.ctx.device, virtualSize: this.header.virtualSize, stagingOffset: this.stagingOffset, stagedSize: this.stagedSize },
+      { device: this.ctx.device, targetOffset: base, virtualSize: this.header.virtualSize, stagingOffset: this.stagingOffset, stagedSize: this.stagedSize },
       { log: this.ctx.log, onProgress: this.onConvertProgress },
     );
     await check(head);
     await this.ctx.guard();
-    await writeRegions(this.ctx.device, [tail, { offset: 0, data: head }]);
+    await writeRegions(this.ctx.device, [{ offset: base + tail.offset, data: tail.data }, { offset: base, data: head }]);
     // The staged file is garbage now; give thin or trimmed storage its space back.
     await punchHole(this.ctx.run, this.ctx.device.path, this.stagingOffset, alignUp(this.stagedSize, this.ctx.device.logicalBlockSize));
   }
@@ -149,7 +155,7 @@ export class Qcow2Writer implements ImageWriter {
   async abort(): Promise<void> {
     await this.sink?.close();
     this.sink = undefined;
-    await wipePartitionTables(this.ctx.device, Math.max(this.header.virtualSize, HELD_BYTES), this.ctx.log);
+    await wipeImage(this.ctx.device, this.ctx.target, Math.max(this.header.virtualSize, HELD_BYTES), this.ctx.log);
   }
 
   async close(): Promise<void> {

@@ -16,6 +16,8 @@ import { imageWriteError } from './errors.ts';
  */
 export interface StagedQcow2 {
   device: BlockDeviceInfo;
+  /** Device offset of the virtual disk's byte 0 (a partition image's root partition). */
+  targetOffset: number;
   /** Virtual disk size from the qcow2 header. */
   virtualSize: number;
   /** Device offset where the qcow2 file was staged. */
@@ -44,7 +46,7 @@ function sourceOpts(s: StagedQcow2, offset: number, size: number): string {
 
 function targetOpts(s: StagedQcow2, offset: number, size: number): string {
   return [
-    'driver=raw', `offset=${offset}`, `size=${size}`,
+    'driver=raw', `offset=${s.targetOffset + offset}`, `size=${size}`,
     'file.driver=host_device', `file.filename=${opt(s.device.path)}`, 'file.locking=off', 'file.cache.direct=on',
   ].join(',');
 }
@@ -55,7 +57,7 @@ export interface ConvertOptions {
   onProgress?(fraction: number): void;
 }
 
-/** The converted image, except its held first and last MiB, which are returned. */
+/** The converted image, except its held first and last MiB, which are returned (offsets in the virtual disk). */
 export async function convertStagedQcow2(s: StagedQcow2, opts: ConvertOptions): Promise<{ head: Buffer; tail: { offset: number; data: Buffer } }> {
   const v = s.virtualSize;
   const headEnd = Math.min(v, HELD_BYTES);

@@ -27,6 +27,7 @@ import {
   type WriteMethod,
 } from './formats.ts';
 import { InlineHasher } from './hasher.ts';
+import { wholeDevice, type ImageTarget } from './image-target.ts';
 import { Qcow2Writer, RawWriter, type ImageWriter, type WriterContext } from './image-writers.ts';
 import type { Progress } from './progress.ts';
 import type { ImageSource } from './source.ts';
@@ -36,6 +37,10 @@ export interface WriteImageOptions {
   imageId: string;
   /** The target, already chosen; the guard is asked again before it is opened. */
   device: string;
+  /** Where on it the image goes (default: the whole device). */
+  target?(device: BlockDeviceInfo): ImageTarget;
+  /** The error for an image that does not fit the target (default: IPA's InvalidImage). */
+  tooLarge?(reason: string): ImageError;
   /** A fresh source per attempt (the whole transfer is retried, spec §9.4). */
   openSource(): Promise<ImageSource>;
   expected: ExpectedChecksum;
@@ -129,8 +134,9 @@ async function attemptWrite(opts: WriteImageOptions): Promise<Omit<WriteImageRes
       { image: opts.imageId, source: source.description, size: source.size ?? null, compression, format, method, device: device.path, algorithm: opts.expected.algorithm },
       `writing image ${opts.imageId} (${compression === 'none' ? '' : `${compression}-compressed `}${format}) to ${device.path}`,
     );
+    const target = opts.target?.(device) ?? wholeDevice(device);
     const ctx: WriterContext = {
-      device, run: opts.run, log: opts.log, guard: opts.guard,
+      device, target, run: opts.run, log: opts.log, guard: opts.guard,
       hashAlgorithm: opts.expected.algorithm,
       onWritten: (n) => progress?.onWritten(n),
     };
@@ -141,8 +147,8 @@ async function attemptWrite(opts: WriteImageOptions): Promise<Omit<WriteImageRes
       writer = await Qcow2Writer.open(ctx, header, compression === 'none' ? source.size : undefined, (f) => progress?.converting(f));
     } else {
       // A zstd header declares only its first frame's size: a lower bound, refused early when too big.
-      if (compression !== 'none' && expectedSize !== undefined && expectedSize > device.size) {
-        throw new ImageTooLargeError(`the image (at least ${expectedSize} bytes) is larger than ${device.path} (${device.size} bytes)`);
+      if (compression !== 'none' && expectedSize !== undefined && expectedSize > target.size) {
+        throw new ImageTooLargeError(`the image (at least ${expectedSize} bytes) is larger than the space on ${device.path} (${target.size} bytes)`);
       }
       writer = await RawWriter.open(ctx, compression === 'none' ? expectedSize : undefined);
       // The received bytes are the image: the source may put them where the sink wants them.
@@ -197,7 +203,7 @@ function toImageError(err: unknown, opts: WriteImageOptions): ImageError {
   if (opts.signal?.aborted) return interrupted(opts);
   if (err instanceof ImageError) return err;
   if (err instanceof RestartTransfer) return imageDownloadError(opts.imageId, err.message);
-  if (err instanceof ImageTooLargeError) return invalidImage(`Image ${opts.imageId} cannot be written: ${err.message}`);
+  if (err instanceof ImageTooLargeError) return opts.tooLarge?.(err.message) ?? invalidImage(`Image ${opts.imageId} cannot be written: ${err.message}`);
   if (err instanceof DecodeError) return invalidImage(`Image ${opts.imageId} cannot be decoded: ${err.message}`);
   if (err instanceof DeviceWriteError) {
     const msg = `Unable to write image to device ${opts.device}. Error: ${err.message}`;

@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, open, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 
 /** A test image file with its digests (of the file as served). */
 export interface TestImage {
@@ -132,4 +132,20 @@ export function partitionTableOf(device: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A partition image as operators build them: an ext4 filesystem (the real mkfs.ext4,
+ * populated from `files` with -d) with a fixed UUID, so get_partition_uuids can be checked.
+ */
+export async function makeFilesystemImage(dir: string, name: string, opts: { sizeMb: number; uuid: string; files: Record<string, string | Buffer> }): Promise<TestImage> {
+  const root = join(dir, `${name}.d`);
+  for (const [file, content] of Object.entries(opts.files)) {
+    const path = join(root, file);
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path, content);
+  }
+  const path = join(dir, name);
+  execFileSync('mkfs.ext4', ['-q', '-F', '-U', opts.uuid, '-L', 'img-root', '-E', 'root_owner=0:0', '-d', root, path, `${opts.sizeMb}M`], { stdio: 'ignore' });
+  return digests(path);
 }

@@ -66,6 +66,8 @@ describe('partition layout planner (spec §9.6)', () => {
     ]);
     const m = planLayout({ diskBytes: 4 * GiB, rootMb: 100, swapMb: 8, bootMode: 'bios' });
     expect(sfdiskScript(m)).toBe('label: dos\nunit: sectors\nstart=2048, size=16384, type=82\nstart=18432, size=204800, type=83, bootable\n');
+    // sfdisk counts the device's logical sectors: on a 4K-native disk a MiB is 256 of them.
+    expect(sfdiskScript(m, 4096)).toBe('label: dos\nunit: sectors\nstart=256, size=2048, type=82\nstart=2304, size=25600, type=83, bootable\n');
     expect(() => sfdiskScript(g)).toThrow();
     expect(() => sgdiskArgs('/dev/x', m)).toThrow();
   });

@@ -185,9 +185,10 @@ export class Ironic {
   async provision(
     uuid: string,
     target: string,
-    opts: { wait?: string | null; timeoutSeconds?: number; cleanSteps?: unknown[]; deploySteps?: unknown[] } = {},
+    opts: { wait?: string | null; timeoutSeconds?: number; cleanSteps?: unknown[]; deploySteps?: unknown[]; configdrive?: unknown } = {},
   ): Promise<NodeView | undefined> {
     const body: Record<string, unknown> = { target };
+    if (opts.configdrive !== undefined) body.configdrive = opts.configdrive;
     if (opts.cleanSteps) body.clean_steps = opts.cleanSteps;
     if (opts.deploySteps) body.deploy_steps = opts.deploySteps;
     await this.api('PUT', `/v1/nodes/${uuid}/states/provision`, body);

@@ -4,6 +4,9 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 
 export const QEMU_BIN = '/usr/bin/qemu-system-x86_64';
+/** Debian's ovmf package: the firmware code (read-only) and the template of its variable store. */
+export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
+export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 const RELAY = fileURLToPath(new URL('./tcp-relay.ts', import.meta.url));
 
 export interface GuestForward {
@@ -32,6 +35,11 @@ export interface VmOptions {
   hostForwards?: HostForward[];
   guestForwards?: GuestForward[];
   memoryMiB?: number;
+  /**
+   * Boot through UEFI firmware (OVMF) instead of SeaBIOS: the kernel then runs as an EFI
+   * application, with EFI variables in `vars` (a copy of OVMF_VARS, writable) for efibootmgr.
+   */
+  uefi?: { vars: string };
   /** Each serial console line, e.g. for printing while debugging. */
   onLine?: (line: ConsoleLine) => void;
 }
@@ -93,6 +101,10 @@ export class RamdiskVm {
     const args = [
       '-machine', 'q35', '-accel', 'tcg', '-cpu', 'qemu64', '-m', String(o.memoryMiB ?? 2048), '-smp', '1',
       '-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-no-reboot', '-nodefaults',
+      ...(o.uefi ? [
+        '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`,
+        '-drive', `if=pflash,format=raw,unit=1,file=${o.uefi.vars}`,
+      ] : []),
       '-kernel', o.kernel, '-initrd', o.initramfs,
       '-append', `console=ttyS0 panic=-1 ${o.append}`,
       '-device', 'virtio-rng-pci',
