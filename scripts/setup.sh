@@ -26,6 +26,8 @@ PACKAGES=(
   skopeo
   apache2-utils openssl cryptsetup-bin xfsprogs systemd swtpm swtpm-tools tpm2-tools
   libtss2-esys-3.0.2-0 libtss2-mu0 libtss2-rc0 libtss2-tctildr0 libtss2-tcti-swtpm0 libtss2-tcti-device0
+  # issue 9: boot loaders (efibootmgr in the ramdisk; here its answers check the test double)
+  efibootmgr
 )
 
 log() { echo "setup: $*" >&2; }

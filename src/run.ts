@@ -81,3 +81,27 @@ function toolError(file: string, args: readonly string[], err: ExecaError): Tool
   const why = err.isCanceled ? 'was stopped (the step was cancelled or timed out)' : err.timedOut ? 'timed out' : err.signal ? `was killed by ${err.signal}` : `exited with ${err.exitCode}`;
   return new ToolError(file, `${file} ${args.join(' ')} ${why}${tail ? `: ${tail}` : ''}`, err.exitCode, stderr);
 }
+
+/** Like RunCommand, but stdout as the tool wrote it: for output that may not be UTF-8 (efibootmgr can print UTF-16). */
+export type RunCommandBytes = (file: string, args: readonly string[], opts?: Pick<RunOptions, 'timeoutSeconds' | 'env' | 'signal'>) => Promise<Buffer>;
+
+export const runCommandBytes: RunCommandBytes = async (file, args, opts = {}) => {
+  const { execa } = await (execaModule ??= import('execa'));
+  try {
+    const result = await execa(file, args, {
+      encoding: 'buffer',
+      timeout: opts.timeoutSeconds === undefined ? undefined : opts.timeoutSeconds * 1000,
+      env: opts.env,
+      cancelSignal: opts.signal,
+      stripFinalNewline: false,
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    return Buffer.from(result.stdout);
+  } catch (err) {
+    const e = err as ExecaError;
+    // toolError reads stderr as text; with encoding 'buffer' it is bytes.
+    const stderr = e.stderr instanceof Uint8Array ? Buffer.from(e.stderr).toString('utf8') : e.stderr;
+    const { code, exitCode, signal, isCanceled, timedOut } = e;
+    throw toolError(file, args, { code, exitCode, signal, isCanceled, timedOut, stderr } as ExecaError);
+  }
+};

@@ -1,4 +1,5 @@
 import { bootcCommands } from '../bootc/step.ts';
+import { bootloaderInstallers } from '../bootloader/index.ts';
 import { imageExtension } from './image.ts';
 import { logExtension } from './log.ts';
 import { pollExtension } from './poll.ts';
@@ -18,6 +19,6 @@ export function builtinExtensions(): Extension[] {
     systemExtension,
     logExtension,
     pollExtension,
-    imageExtension(),
+    imageExtension(bootloaderInstallers()),
   ];
 }

@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { listInterfaces } from '../../src/hardware/interfaces.ts';
 import { runCommand } from '../../src/run.ts';
 import { AgentProcess } from '../helpers/agent-process.ts';
-import { hashRange, makeFilesystemImage, type TestImage } from '../helpers/disk-images.ts';
+import { espFiles, espRead } from '../helpers/bootloader-disks.ts';
+import { makeFilesystemImage, type TestImage } from '../helpers/disk-images.ts';
 import { isRoot, prerequisite } from '../helpers/env.ts';
 import { ImageServer } from '../helpers/image-server.ts';
 import { LoopDevice } from '../helpers/loop.ts';
@@ -63,7 +64,9 @@ describe.skipIf(!canRun)('an unmodified Ironic deploys a partition image with th
     // UEFI: Ironic 21.4 skips set_boot_device(disk), which fake management refuses, for Lenovo nodes in UEFI mode.
     ironic = await Ironic.start({ automatedClean: false });
     const macs = (await listInterfaces({ run: runCommand })).map((i) => i.mac_address);
-    uuid = await ironic.enroll({ macs, deployInterface: 'direct' });
+    // The agent lays out the disk for the node's boot mode; with no hint it would use the
+    // ramdisk's (BIOS here) while Ironic's default target_boot_mode is uefi.
+    uuid = await ironic.enroll({ macs, deployInterface: 'direct', properties: { capabilities: 'boot_mode:uefi' } });
     agent = await AgentProcess.start({
       cmdline: `ipa-api-url=${ironic.url} ipa-lookup-interval=0.2 ipa-image-download-connection-retries=1 ipa-image-download-connection-retry-interval=1`,
       flags: [...FAST, '--allow-device', disk.path],
@@ -102,12 +105,24 @@ describe.skipIf(!canRun)('an unmodified Ironic deploys a partition image with th
     expect(blkid(disk.partition(2))).toMatchObject({ TYPE: 'swap', LABEL: 'swap1' });
     expect(blkid(disk.partition(3))).toMatchObject({ TYPE: 'iso9660', LABEL: 'config-2' });
     expect(blkid(disk.partition(4))).toMatchObject({ TYPE: 'ext4', UUID: ROOT_UUID });
-    expect(await hashRange(disk.partition(4), 0, rootfs.size)).toBe(rootfs.sha256);
+    // install_bootloader mounts the root and appends the ESP to its fstab (as IPA does), so the
+    // filesystem is compared file by file here; partition-image.test.ts checks the written
+    // bytes before anything mounts them.
+    execFileSync('e2fsck', ['-fn', disk.partition(4)], { stdio: 'ignore' });
+    const debugfs = (cmd: string) => execFileSync('debugfs', ['-R', cmd, disk.partition(4)], { maxBuffer: 64 * MiB, stdio: ['ignore', 'pipe', 'ignore'] });
+    expect(debugfs('cat /srv/payload.bin').equals(Buffer.alloc(16 * MiB, 0x5a))).toBe(true);
+    expect(debugfs('cat /boot/efi/EFI/debian/grubx64.efi').toString()).toBe('MZ grub of the image');
 
     // What Ironic recorded and passed on came from get_partition_uuids, and matches blkid.
     expect(node.driver_internal_info.root_uuid_or_disk_id).toBe(ROOT_UUID);
     const installs = agent.lines.filter((l) => l.msg === 'executing command' && l.command === 'image.install_bootloader');
     expect(installs.at(-1)?.params).toMatchObject({ root_uuid: ROOT_UUID, efi_system_part_uuid: esp.UUID, target_boot_mode: 'uefi' });
+
+    // This ramdisk did not boot via UEFI (no NVRAM to write): the image's EFI assets were
+    // copied onto its fresh ESP, where the firmware's removable-media path finds them.
+    expect(espFiles(disk.partition(1)).sort()).toEqual(['EFI/BOOT/BOOTX64.EFI', 'EFI/debian/grubx64.efi']);
+    expect(espRead(disk.partition(1), 'EFI/BOOT/BOOTX64.EFI').toString()).toBe('MZ fallback loader of the image');
+    expect(debugfs('cat /etc/fstab').toString()).toBe(`UUID=${ROOT_UUID} / ext4 defaults 0 1\nUUID=${esp.UUID}\t/boot/efi\tvfat\tumask=0077\t0\t1\n`);
     await ironic.provision(uuid, 'deleted');
   });
 });

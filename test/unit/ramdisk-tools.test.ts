@@ -20,8 +20,8 @@ function toolsCalled(): Map<string, string> {
   return found;
 }
 
-/** Run without a literal name: qemu-img through prlimit, mkfs.<ephemeral format> through a template. */
-const INDIRECT = ['qemu-img', 'mkfs.ext4'];
+/** Run without a literal name: qemu-img through prlimit, mkfs.<ephemeral format> through a template, efibootmgr through its wrapper. */
+const INDIRECT = ['qemu-img', 'mkfs.ext4', 'efibootmgr'];
 
 /**
  * Tools the agent calls that the ramdisk deliberately lacks, with what the agent does

@@ -1,0 +1,104 @@
+import { lstat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AgentError, commandExecution, errorMessage } from '../errors.ts';
+import type { InstallBootloaderParams } from '../extensions/image.ts';
+import type { CommandContext } from '../extensions/types.ts';
+import type { RunOptions } from '../run.ts';
+import { mountable } from '../steps/inject-files/partitions.ts';
+import { findPartitionByUuid, noPartitionWithUuid, rescanPartitions } from './esp.ts';
+import { TargetMount } from './mounts.ts';
+import type { BootloaderOptions } from './uefi.ts';
+
+/** IPA's BIND_MOUNTS; /sys gets a fresh sysfs (IPA's _mount_for_chroot). */
+export const BIND_MOUNTS = ['/dev', '/proc', '/run'] as const;
+
+/**
+ * The PATH inside the chroot. IPA appends /bin:/usr/sbin:/sbin to the ramdisk's own PATH; the
+ * ramdisk's directories mean nothing inside the image, so the standard ones are given alone.
+ */
+export const CHROOT_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** grub-install and grub-mkconfig get this long; a hung tool in the image must not hang the deploy. */
+const GRUB_TIMEOUT_SECONDS = 600;
+
+/** The argv of `chroot <root> <bin>-install <device>` (IPA runs the same through /bin/sh -c). */
+export function grubInstallArgs(root: string, binary: 'grub' | 'grub2', installDevice: string): string[] {
+  return [root, `${binary}-install`, installDevice];
+}
+
+/** The argv of IPA's _configure_grub: `<bin>-mkconfig -o /boot/<bin>/grub.cfg` in the chroot. */
+export function grubMkconfigArgs(root: string, binary: 'grub' | 'grub2'): string[] {
+  return [root, `${binary}-mkconfig`, '-o', `/boot/${binary}/grub.cfg`];
+}
+
+/** IPA's environment for the chroot's tools; nothing of the agent's own (tokens, URLs) goes in. */
+export function chrootEnv(extra: Record<string, string> = {}): Record<string, string> {
+  return { PATH: CHROOT_PATH, LC_ALL: 'C', LANG: 'C', ...extra };
+}
+
+/**
+ * IPA's _install_grub2 for a legacy BIOS target (and PReP on ppc64): mount the root partition,
+ * bind /dev, /proc and /run and mount sysfs into it, run grub-install for the disk (or the
+ * PReP partition) and grub-mkconfig inside the image, then unmount everything, also on
+ * failure, also what the image's tools mounted themselves. The image's code runs as root
+ * here: the caller allows this only with enable_bios_bootloader_install (CVE-2026-43003).
+ *
+ * Differences from IPA, each on purpose: the image's fstab is not mounted (`mount -a -t vfat`
+ * in the chroot mounts whatever devices the tenant's fstab names, and a BIOS grub-install
+ * needs none of them); IPA's check "already bootable, skip" (`file -s` heuristics on the boot
+ * sector) is not made, grub-install is simply run; grub for UEFI into the ESP is not done (it
+ * needs the ESP mounted through the kernel's vfat driver: an untrusted FAT for the kernel to
+ * parse, and a mount this agent never makes), the UEFI path copies the image's loaders instead.
+ */
+export async function installGrub(ctx: CommandContext, device: string, p: InstallBootloaderParams, opts: BootloaderOptions = {}): Promise<void> {
+  if (p.efi_system_part_uuid && p.target_boot_mode !== 'bios') {
+    throw commandExecution(
+      `the EFI system partition of ${device} has no boot loader and the image has none in /boot/efi/EFI; ironic-node-agent does not run grub-install for UEFI ` +
+        '(it needs the ESP mounted as vfat by the kernel). Put the loaders in the image (/boot/efi/EFI) or use a whole-disk image.',
+    );
+  }
+  if (!p.root_uuid) throw commandExecution('a root_uuid is needed to install grub');
+  const disk = await ctx.diskGuard.check(device);
+  await rescanPartitions(ctx.run, disk);
+  const root = await findPartitionByUuid(ctx.run, disk, p.root_uuid, opts.sysRoot);
+  if (!root) throw noPartitionWithUuid(p.root_uuid, disk);
+  let installDevice = disk;
+  if (p.prep_boot_part_uuid) {
+    ctx.log.warn('PReP partition support is deprecated and will be removed in a future release. PowerPC (ppc64*) hardware support is being phased out.');
+    const prep = await findPartitionByUuid(ctx.run, disk, p.prep_boot_part_uuid, opts.sysRoot);
+    if (!prep) throw noPartitionWithUuid(p.prep_boot_part_uuid, disk);
+    installDevice = prep.path;
+  }
+  const fstype = root.probe.TYPE;
+  if (!mountable(fstype)) throw commandExecution(`the root partition ${root.path} has no filesystem grub can be installed from (${fstype ?? 'none found'})`);
+
+  ctx.log.info({ device: disk, root: root.path, installDevice }, `Installing GRUB2 bootloader on device ${disk}`);
+  // Not noexec: grub-install and grub-mkconfig are the image's own programs.
+  const target = await TargetMount.mount(ctx.run, root.path, fstype!, ['rw'], 'install grub from it');
+  let failure: unknown;
+  try {
+    for (const fs of BIND_MOUNTS) await ctx.run('mount', ['-o', 'bind', fs, await target.mountPoint(fs)]);
+    await ctx.run('mount', ['-t', 'sysfs', 'none', await target.mountPoint('/sys')]);
+    const binary = (await lstat(join(target.dir, 'usr/sbin/grub2-install')).catch(() => undefined)) ? 'grub2' : 'grub';
+    const run = (args: string[], env: Record<string, string> = {}) => {
+      const options: RunOptions = { env: chrootEnv(env), cleanEnv: true, timeoutSeconds: GRUB_TIMEOUT_SECONDS, signal: ctx.signal };
+      return ctx.run('chroot', args, options);
+    };
+    ctx.log.info({ disks: [installDevice] }, `GRUB2 will be installed on disks ${installDevice}`);
+    await run(grubInstallArgs(target.dir, binary, installDevice));
+    ctx.log.debug(`GRUB2 successfully installed on device ${installDevice}`);
+    // IPA's _configure_grub, with its locale and switches.
+    await run(grubMkconfigArgs(target.dir, binary), { GRUB_DISABLE_OS_PROBER: 'true', GRUB_SAVEDEFAULT: 'true' });
+    ctx.log.info(`GRUB2 successfully installed on ${disk}`);
+  } catch (err) {
+    failure = err instanceof AgentError ? err : commandExecution(`Installing GRUB2 boot loader to device ${disk} failed with ${errorMessage(err)}.`);
+  }
+  try {
+    await target.release();
+  } catch (err) {
+    // Reported, but not in place of the failure that came first.
+    if (failure === undefined) throw err;
+    ctx.log.error({ err: errorMessage(err) }, 'cleaning up after the failed grub installation failed too');
+  }
+  if (failure !== undefined) throw failure;
+}

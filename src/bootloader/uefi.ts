@@ -1,0 +1,231 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AgentContext } from '../agent-context.ts';
+import type { CommandContext } from '../extensions/types.ts';
+import { AgentError, commandExecution, errorMessage } from '../errors.ts';
+import type { InstallBootloaderParams } from '../extensions/image.ts';
+import { probeDevice } from '../hardware/blkid.ts';
+import { deviceSize } from '../hardware/partitions.ts';
+import { runCommandBytes, ToolError, type RunCommandBytes } from '../run.ts';
+import { mountable } from '../steps/inject-files/partitions.ts';
+import { Efibootmgr } from './efibootmgr.ts';
+import { findEsp, findPartitionByUuid, noEsp, noPartitionWithUuid, rescanPartitions, type DiskPartition } from './esp.ts';
+import { listEsp, readEspFile, writeEspFiles } from './esp-files.ts';
+import { basename, dirname, efiArchOf, efiPath, fallbackLoaderPath, findEfiBootloaders, findEntry, parseBootCsv, planFallbackLoader, type EspEntry } from './loaders.ts';
+import { appendEspToFstab, stageEfiAssets } from './root-assets.ts';
+
+export interface BootloaderOptions {
+  /** sysfs, where the kernel's partitions and their sizes are read. */
+  sysRoot?: string;
+  /** The efibootmgr binary (tests: the double). */
+  efibootmgr?: string;
+  /** Node's process.arch naming; decides BOOTX64.EFI or BOOTAA64.EFI. */
+  arch?: string;
+  runBytes?: RunCommandBytes;
+}
+
+/**
+ * root_uuid names a partition of a partition image. Ironic sends null or the MBR disk id
+ * (`0x00000000`, or `0x5a3b1c2d` for an MBR whole-disk image) otherwise; IPA only tests for
+ * `0x00000000` before grub, but no filesystem or partition UUID looks like `0x...`.
+ */
+export function namesPartition(rootUuid: string | null | undefined): rootUuid is string {
+  return typeof rootUuid === 'string' && rootUuid !== '' && !/^0x[0-9a-f]+$/i.test(rootUuid);
+}
+
+interface EspState {
+  disk: string;
+  esp: DiskPartition;
+  entries: EspEntry[];
+  /** IPA's loader search on the ESP (after preservation, if that ran). */
+  loaders: string[];
+  /** Set when the image's /boot/efi/EFI was copied in: the root partition, for the fstab entry. */
+  preservedFrom?: { partition: string; fstype: string };
+}
+
+/**
+ * Finds the ESP of the root disk and what it holds; when IPA's search finds no loader on it
+ * and root_uuid names a partition (a partition image, whose fresh ESP is empty), copies the
+ * image's own EFI assets into it first. The disk guard runs before the first thing that
+ * touches the disk and again before the ESP is written (the root was mounted in between).
+ * Undefined only when `required` is false and the disk has no ESP.
+ */
+async function prepareEsp(ctx: AgentContext, device: string, p: InstallBootloaderParams, opts: BootloaderOptions, required: boolean): Promise<EspState | undefined> {
+  const disk = await ctx.diskGuard.check(device);
+  await rescanPartitions(ctx.run, disk);
+  const esp = await findEsp(ctx.run, disk, p.efi_system_part_uuid, opts.sysRoot);
+  if (!esp) {
+    if (required) throw noEsp(disk);
+    return undefined;
+  }
+  let entries = await listEsp(ctx.run, esp.path);
+  let loaders = findEfiBootloaders(entries);
+  const state: EspState = { disk, esp, entries, loaders };
+  if (loaders.length === 0 && namesPartition(p.root_uuid)) {
+    const from = await preserveEfiAssets(ctx, disk, esp, entries, p.root_uuid, opts);
+    if (from) {
+      entries = await listEsp(ctx.run, esp.path);
+      loaders = findEfiBootloaders(entries);
+      Object.assign(state, { entries, loaders, preservedFrom: from });
+    }
+  }
+  return state;
+}
+
+/**
+ * The image's /boot/efi/EFI onto its empty ESP (IPA's _preserve_efi_assets, which IPA only
+ * reaches inside its grub path, behind enable_bios_bootloader_install since CVE-2026-43003).
+ * Copying files runs no tenant code, so it is done here, and without IPA's grub-mkconfig run
+ * in the image. Files the ESP has already are left as they are.
+ */
+async function preserveEfiAssets(ctx: AgentContext, disk: string, esp: DiskPartition, entries: EspEntry[], rootUuid: string, opts: BootloaderOptions): Promise<EspState['preservedFrom']> {
+  const root = await findPartitionByUuid(ctx.run, disk, rootUuid, opts.sysRoot);
+  if (!root) throw noPartitionWithUuid(rootUuid, disk);
+  const fstype = root.probe.TYPE;
+  if (!mountable(fstype)) {
+    ctx.log.warn({ partition: root.path, fstype: fstype ?? null }, 'the root partition has no filesystem to read EFI assets from');
+    return undefined;
+  }
+  const staging = await mkdtemp(join(tmpdir(), 'ina-efi-assets-'));
+  try {
+    const staged = await stageEfiAssets(ctx, root.path, fstype!, staging, await deviceSize(esp.path, opts.sysRoot));
+    if (staged.files.length === 0) {
+      ctx.log.info({ partition: root.path }, 'the image has no /boot/efi/EFI assets to preserve');
+      return undefined;
+    }
+    await ctx.diskGuard.check(disk);
+    const writes = staged.files.filter((f) => !findEntry(entries, f.to)).map((f) => ({ from: f.local, to: f.to }));
+    await writeEspFiles(ctx.run, esp.path, entries, writes);
+    ctx.log.info({ esp: esp.path, from: root.path, files: writes.map((w) => w.to), bytes: staged.bytes }, `Files preserved to ${esp.path} from /boot/efi/EFI of ${root.path}`);
+    return { partition: root.path, fstype: fstype! };
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+}
+
+/** The ESP's /etc/fstab entry after a preservation, as IPA adds it (best effort, as in IPA). */
+async function addFstabEntry(ctx: AgentContext, state: EspState, p: InstallBootloaderParams): Promise<void> {
+  if (!state.preservedFrom) return;
+  const probe = await probeDevice(ctx.run, state.esp.path);
+  const uuid = p.efi_system_part_uuid ?? probe.UUID;
+  if (!uuid) {
+    ctx.log.warn({ esp: state.esp.path }, 'the ESP has no filesystem UUID; no /etc/fstab entry added');
+    return;
+  }
+  // IPA decides by which of the partition's IDs contains the UUID, defaulting to UUID.
+  const label = probe.UUID?.toLowerCase() !== uuid.toLowerCase() && probe.PART_ENTRY_UUID?.toLowerCase() === uuid.toLowerCase() ? 'PARTUUID' : 'UUID';
+  await ctx.diskGuard.check(state.disk);
+  const outcome = await appendEspToFstab(ctx, state.preservedFrom.partition, state.preservedFrom.fstype, label, uuid);
+  if (outcome.result === 'failed') ctx.log.warn({ reason: outcome.reason }, `Failed to add entry to /etc/fstab: ${outcome.reason}`);
+  else ctx.log.info({ result: outcome.result, entry: `${label}=${uuid}` }, 'ESP entry in the image\'s /etc/fstab');
+}
+
+/** The loader a BOOT.CSV found by the search names, as an ESP path; it must exist there. */
+async function csvLoader(ctx: AgentContext, state: EspState, csv: string): Promise<{ path: string; label: string }> {
+  const parsed = parseBootCsv(await readEspFile(ctx.run, state.esp.path, csv), `${csv} on ${state.esp.path}`);
+  const path = `${dirname(csv)}/${parsed.loader}`;
+  // IPA registers whatever the CSV says; an entry for a missing file would not boot.
+  if (!findEntry(state.entries, path)) throw commandExecution(`${csv} on ${state.esp.path} names ${parsed.loader}, which is not in ${dirname(csv)}`);
+  return { path, label: parsed.label };
+}
+
+const isCsv = (path: string) => basename(path).toLowerCase().endsWith('.csv');
+
+/** Tool failures become IPA's CommandExecutionError with its wording; agent errors pass. */
+function uefiFailure(disk: string, err: unknown): unknown {
+  if (err instanceof AgentError) return err;
+  return commandExecution(`Could not configure UEFI boot on device ${disk}: ${errorMessage(err)}`);
+}
+
+async function sync(ctx: AgentContext): Promise<void> {
+  await ctx.run('sync', []).catch((err: unknown) => ctx.log.warn({ err: errorMessage(err) }, 'Unable to sync the local disks'));
+}
+
+/**
+ * The ramdisk booted via UEFI (IPA's manage_uefi): each loader on the ESP gets an NVRAM boot
+ * entry, after entries with the same label are removed. False (IPA then tries grub) when
+ * efibootmgr is missing or the ESP has no loader even after preservation.
+ */
+export async function setupUefiBoot(ctx: CommandContext, device: string, p: InstallBootloaderParams, opts: BootloaderOptions = {}): Promise<boolean> {
+  const efibootmgr = new Efibootmgr(opts.efibootmgr ?? 'efibootmgr', opts.runBytes ?? runCommandBytes, ctx.signal);
+  try {
+    await efibootmgr.version();
+  } catch (err) {
+    if (err instanceof ToolError && err.missing) {
+      ctx.log.warn('efibootmgr is not available in the ramdisk');
+      return false;
+    }
+    throw err;
+  }
+  if (/^\/dev\/md/.test(device)) throw commandExecution(`${device} is a software RAID device; UEFI boot entries for software RAID are not supported by ironic-node-agent`);
+  let disk = device;
+  try {
+    const state = (await prepareEsp(ctx, device, p, opts, true))!;
+    disk = state.disk;
+    if (state.loaders.length === 0) {
+      ctx.log.warn({ esp: state.esp.path }, 'Empty EFI partition detected.');
+      return false;
+    }
+    const records = await efibootmgr.records();
+    let labelId = 1;
+    for (const loader of state.loaders) {
+      const { path, label } = isCsv(loader) ? await csvLoader(ctx, state, loader) : { path: loader, label: `ironic${labelId}` };
+      for (const record of records) {
+        if (record.label !== label) continue;
+        ctx.log.debug({ bootNum: record.number }, 'Found bootnum matching label');
+        await efibootmgr.remove(record.number);
+      }
+      ctx.log.info({ path: efiPath(path), part: state.esp.number, dev: state.disk, label }, `Adding loader ${efiPath(path)} on partition ${state.esp.number} of device ${state.disk} with label ${label}`);
+      await efibootmgr.create(state.disk, state.esp.number, label, efiPath(path));
+      labelId++;
+    }
+    await addFstabEntry(ctx, state, p);
+    await sync(ctx);
+    return true;
+  } catch (err) {
+    throw uefiFailure(disk, err);
+  }
+}
+
+/**
+ * The target boots UEFI but the ramdisk did not boot via UEFI, so there is no NVRAM to write
+ * (IPA's _efi_boot_setup returns None here and does nothing for UEFI). The firmware will then
+ * start the removable-media loader \EFI\BOOT\BOOT<ARCH>.EFI, so the ESP gets one copied from
+ * the image's own loaders when it has none (see planFallbackLoader), after the same
+ * preservation as the UEFI path for an empty ESP. A whole-disk image without an ESP, or
+ * whose ESP has no loader for this architecture, is left as it is (false: IPA's outcome).
+ */
+export async function setupUefiWithoutNvram(ctx: CommandContext, device: string, p: InstallBootloaderParams, opts: BootloaderOptions = {}): Promise<boolean> {
+  const wholeDisk = !namesPartition(p.root_uuid);
+  let disk = device;
+  try {
+    const state = await prepareEsp(ctx, device, p, opts, !wholeDisk);
+    if (!state) {
+      ctx.log.info({ device }, 'the whole-disk image has no EFI system partition; leaving it as it is');
+      return false;
+    }
+    disk = state.disk;
+    const arch = efiArchOf(opts.arch ?? process.arch);
+    const target = fallbackLoaderPath(arch);
+    const csv = state.loaders.find(isCsv);
+    const plan = planFallbackLoader(state.entries, arch, csv !== undefined ? (await csvLoader(ctx, state, csv)).path : undefined);
+    if (plan) {
+      await ctx.diskGuard.check(state.disk);
+      await writeEspFiles(ctx.run, state.esp.path, state.entries, plan.copies.map((c) => ({ from: `::/${c.from}`, to: c.to })));
+      ctx.log.info({ esp: state.esp.path, loader: plan.loader, copies: plan.copies }, `copied ${efiPath(plan.loader)} to the removable-media path ${efiPath(target)}`);
+    } else if (!findEntry(state.entries, target)) {
+      ctx.log.warn({ esp: state.esp.path, arch }, `Empty EFI partition detected: no boot loader for ${arch} on it`);
+      return false;
+    }
+    await addFstabEntry(ctx, state, p);
+    await sync(ctx);
+    ctx.log.warn(
+      { esp: state.esp.path, loader: efiPath(target) },
+      `The ramdisk did not boot via UEFI, so no UEFI boot entry was written to NVRAM; the machine will boot from ${efiPath(target)} on partition ${state.esp.number} of ${state.disk} (the removable-media path)`,
+    );
+    return true;
+  } catch (err) {
+    throw uefiFailure(disk, err);
+  }
+}
