@@ -1,5 +1,13 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
+import type { AgentContext } from '../../src/agent-context.ts';
+import { ConductorState } from '../../src/conductor/state.ts';
+import { raidRootChoice } from '../../src/hardware/root-device.ts';
+import { createConfiguration } from '../../src/hardware/raid/create.ts';
+import { ToolError, type RunCommand } from '../../src/run.ts';
+import { memoryLogger } from '../helpers/logger.ts';
 import type { BlockDevice } from '../../src/hardware/block-devices.ts';
 import { parseRaidConfig, raidSkipList, validateRaidConfig } from '../../src/hardware/raid/config.ts';
 import { parseMdadmDetail, parseMdadmExamine, parseMdstat, volumeNameOf } from '../../src/hardware/raid/mdadm.ts';
@@ -224,5 +232,93 @@ describe('the skip list (volume names in skip_block_devices)', () => {
     expect(logicalDisksToSkip([{ volume_name: 'keep' }], survivors, new Set(['keep'])).problem).toBe('Existing Software RAID device detected that should not');
     const unnamed = decideRaidActions([{ device: '/dev/md0', volumeName: null, holderDisks: ['/dev/sda'] }], new Set(['keep']));
     expect(logicalDisksToSkip(lds, unnamed, new Set(['keep'])).problem).toMatch(/does not have a volume name/);
+  });
+});
+
+describe('create_configuration end to end with recorded tools (an md driver present)', () => {
+  function fakeMachine() {
+    const root = mkdtempSync(join(tmpdir(), 'ina-raid-unit-'));
+    const sys = join(root, 'sys');
+    const proc = join(root, 'proc');
+    mkdirSync(proc, { recursive: true });
+    writeFileSync(join(proc, 'mdstat'), 'Personalities : \nunused devices: <none>\n');
+    for (const k of ['sda', 'sdb']) {
+      for (const n of [1, 2]) {
+        mkdirSync(join(sys, 'class/block', k, `${k}${n}`), { recursive: true });
+        writeFileSync(join(sys, 'class/block', k, `${k}${n}`, 'partition'), `${n}\n`);
+        writeFileSync(join(sys, 'class/block', k, `${k}${n}`, 'size'), '2048\n');
+      }
+    }
+    const calls: string[][] = [];
+    const lsblk = JSON.stringify({ blockdevices: ['sda', 'sdb'].map((k) => ({ kname: k, size: 100 * 2 ** 30, rota: false, type: 'disk' })) });
+    const run: RunCommand = async (file, args) => {
+      calls.push([file, ...args]);
+      if (file === 'lsblk') return lsblk;
+      if (file === 'sfdisk') throw new ToolError('sfdisk', `sfdisk --json ${args[1]} exited with 1: sfdisk: ${args[1]}: does not contain a recognized partition table`, 1);
+      if (file === 'mdadm' && args[0] === '--detail') {
+        // md1 comes up without its second member: the agent adds it back, as IPA does.
+        return args[1] === '/dev/md0' ? fixture('detail-raid1.txt') : fixture('detail-raid1.txt').replace('/dev/sda1', '/dev/sda2').replace(/^.*\/dev\/sdb1\n/m, '');
+      }
+      return '';
+    };
+    const checked: string[] = [];
+    const { log } = memoryLogger();
+    const ctx = {
+      run, log, conductor: new ConductorState(), deployment: { partitionUuids: {} },
+      diskGuard: { allowlist: [], allowed: async () => true, check: async (d: string) => (checked.push(d), d) },
+    } as unknown as AgentContext;
+    return { ctx, calls, checked, sys, proc, cleanup: () => rmSync(root, { recursive: true, force: true }) };
+  }
+
+  test('the tools run in IPA\'s order with IPA\'s arguments, the result is the config, the root volume is remembered', async () => {
+    const m = fakeMachine();
+    try {
+      const config = { logical_disks: [sw('1', 10, { is_root_volume: true }), sw('1+0', 'MAX', { volume_name: 'data' })] };
+      const node = { uuid: 'n1', properties: { capabilities: 'boot_mode:uefi' } };
+      await expect(createConfiguration(m.ctx, node, config, { procRoot: m.proc, sysRoot: m.sys })).resolves.toEqual(config);
+      expect(m.calls.filter(([f]) => f !== 'lsblk' && f !== 'sfdisk' && f !== 'partx')).toEqual([
+        ['parted', '/dev/sda', '-s', '--', 'mklabel', 'gpt'],
+        ['parted', '/dev/sdb', '-s', '--', 'mklabel', 'gpt'],
+        ['parted', '/dev/sda', '-s', '-a', 'optimal', '--', 'mkpart', 'primary', '551MiB', '10GiB'],
+        ['parted', '/dev/sdb', '-s', '-a', 'optimal', '--', 'mkpart', 'primary', '551MiB', '10GiB'],
+        ['parted', '/dev/sda', '-s', '-a', 'optimal', '--', 'mkpart', 'primary', '10GiB', '-1'],
+        ['parted', '/dev/sdb', '-s', '-a', 'optimal', '--', 'mkpart', 'primary', '10GiB', '-1'],
+        ['mdadm', '--create', '/dev/md0', '--force', '--run', '--metadata=1', '--level', '1', '--name', 'md0', '--raid-devices', '2', '/dev/sda1', '/dev/sdb1'],
+        ['mdadm', '--detail', '/dev/md0'],
+        ['mdadm', '--create', '/dev/md1', '--force', '--run', '--metadata=1', '--level', '10', '--name', 'data', '--raid-devices', '2', '/dev/sda2', '/dev/sdb2'],
+        ['mdadm', '--detail', '/dev/md1'],
+        ['mdadm', '--add', '/dev/md1', '/dev/sdb2'],
+      ]);
+      expect(m.checked.slice(0, 2)).toEqual(['/dev/sda', '/dev/sdb']);
+      expect(m.ctx.deployment.raidRootVolumes).toEqual({ '/dev/md0': true });
+    } finally {
+      m.cleanup();
+    }
+  });
+
+  test('BIOS on msdos asks sgdisk for the first usable sector after the table is written', async () => {
+    const m = fakeMachine();
+    try {
+      const run = m.ctx.run;
+      (m.ctx as { run: RunCommand }).run = async (file, args, opts) => (file === 'sgdisk' ? (m.calls.push([file, ...args]), 'Creating new GPT entries.\n2048\n') : run(file, args, opts));
+      await createConfiguration(m.ctx, { uuid: 'n1', properties: { capabilities: 'boot_mode:bios' } }, { logical_disks: [sw('1', 'MAX')] }, { procRoot: m.proc, sysRoot: m.sys });
+      const parted = m.calls.filter(([f]) => f === 'parted' || f === 'sgdisk');
+      expect(parted.slice(0, 2)).toEqual([['parted', '/dev/sda', '-s', '--', 'mklabel', 'msdos'], ['sgdisk', '-F', '/dev/sda']]);
+      expect(parted).toContainEqual(['parted', '/dev/sda', '-s', '-a', 'optimal', '--', 'mkpart', 'primary', '2048s', '-1']);
+    } finally {
+      m.cleanup();
+    }
+  });
+});
+
+describe('root device with a RAID config of this boot (IPA\'s _raid_root_device_mapping)', () => {
+  const devices = [disk('/dev/sda'), disk('/dev/sdb'), disk('/dev/sdc'), disk('/dev/md0', { type: 'raid1' }), disk('/dev/md1', { type: 'raid0' })];
+  test('is_root_volume true picks the md device', () => {
+    expect(raidRootChoice(devices, { '/dev/md0': true }, {}).root).toBe('/dev/md0');
+  });
+  test('is_root_volume false removes the md device and its disks from the candidates', () => {
+    const choice = raidRootChoice(devices, { '/dev/md1': false }, { '/dev/md1': ['/dev/sda', '/dev/sdb'] });
+    expect(choice.root).toBeUndefined();
+    expect(choice.devices.map((d) => d.name)).toEqual(['/dev/sdc', '/dev/md0']);
   });
 });
