@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { createReadStream, existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { createServer, request as httpRequest } from 'node:http';
@@ -15,6 +14,7 @@ import { freePort } from '../helpers/ports.ts';
 import { IRONIC_BIN, Ironic } from './harness/ironic.ts';
 import { OVMF_VARS, RamdiskVm } from './harness/qemu.ts';
 import { buildTestRamdisk, canBuildRamdisk } from './harness/ramdisk-image.ts';
+import { sfdiskTable } from '../helpers/disk-inspect.ts';
 
 const haveQemu = prerequisite('QEMU (apt-get install qemu-system-x86)', RamdiskVm.available());
 const haveBuild = prerequisite('image-build tools (apt, dpkg, kmod, zstd)', canBuildRamdisk());
@@ -91,9 +91,7 @@ const CASES: DeployCase[] = [
       expect(active?.provision_state).toBe('active');
     },
     verify: async (disk, vars) => {
-      const table = (JSON.parse(execFileSync('sfdisk', ['--json', disk], { encoding: 'utf8' })) as {
-        partitiontable: { label: string; partitions: { start: number; size: number; type: string }[] };
-      }).partitiontable;
+      const table = sfdiskTable(disk);
       expect(table.label).toBe('gpt');
       expect(table.partitions[0]!.type).toBe('C12A7328-F81F-11D2-BA4B-00A0C93EC93B');
       const esp = `${disk}@@${table.partitions[0]!.start * 512}`;
