@@ -42,7 +42,7 @@ export const TOOLS: Feature = {
   packages: [
     'util-linux', 'mount', 'fdisk', 'gdisk', 'parted', 'e2fsprogs', 'dosfstools', 'qemu-utils',
     'nvme-cli', 'hdparm', 'xz-utils', 'zstd', 'iproute2', 'efibootmgr', 'dmidecode', 'lshw', 'mdadm',
-    'mtools', 'genisoimage', 'smartmontools', 'ipmitool', 'tcpdump', 'psmisc',
+    'mtools', 'genisoimage', 'smartmontools', 'ipmitool', 'tcpdump', 'psmisc', 'libc-bin',
   ],
   paths: [
     // util-linux / mount: disks, partitions, filesystems
@@ -55,6 +55,9 @@ export const TOOLS: Feature = {
     'sbin/mke2fs', 'sbin/mkfs.ext4', 'sbin/e2fsck', 'sbin/resize2fs', 'sbin/mkfs.fat', 'sbin/mkfs.vfat',
     // vfat without mounting it (the ESP, a config drive rebuilt as CONFIG-2) and the ISO it comes from
     'usr/bin/mtools', 'usr/bin/mcopy', 'usr/bin/mmd', 'usr/bin/mdir', 'usr/bin/mtype', 'usr/bin/mdel', 'usr/bin/mattrib', 'usr/bin/isoinfo',
+    // mtools converts file names to FAT's code page 850 with iconv, which dlopens its module
+    // (no ELF dependency to follow), and the agent runs it under C.UTF-8 for long names
+    'usr/lib/x86_64-linux-gnu/gconv/gconv-modules.cache', 'usr/lib/x86_64-linux-gnu/gconv/IBM850.so', 'usr/lib/locale/C.utf8',
     // images and decompression (qemu-img runs under prlimit's address-space cap)
     'usr/bin/qemu-img', 'usr/bin/xz', 'usr/bin/zstd',
     // erase and firmware-level disk commands (smartctl reads the ATA security state)

@@ -4,7 +4,6 @@ import type { DiskGuard } from './hardware/disk-guard.ts';
 import type { PowerControl } from './hardware/power.ts';
 import type { Logger, LogRing } from './log.ts';
 import type { RunCommand } from './run.ts';
-import type { ImageWriter } from './steps/plugins/api.ts';
 import type { StepRegistry } from './steps/registry.ts';
 
 /** Forgotten on every (simulated) reboot, like everything a ramdisk keeps in memory. */
@@ -44,11 +43,6 @@ export interface AgentContext {
   readonly deployment: DeploymentState;
   /** No ipa-api-url: no lookup and no heartbeat (IPA's standalone mode). */
   readonly standalone: boolean;
-  /**
-   * The image data path for operator plugins (issue 4 registers it); undefined until then,
-   * and plugins see that as ctx.imageWriter === undefined.
-   */
-  readonly imageWriter?: ImageWriter;
   /** Re-read the node from Ironic (lookup with node_uuid, spec §3.4); no-op when standalone. */
   refreshNode(): Promise<void>;
 }

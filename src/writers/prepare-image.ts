@@ -1,12 +1,13 @@
 import { open } from 'node:fs/promises';
 import type { AgentContext, DeploymentState } from '../agent-context.ts';
+import { invalidCommandParams } from '../errors.ts';
 import { selectRootDevice } from '../hardware/root-device.ts';
 import { blockDeviceInfo } from './block-device.ts';
 import { HELD_BYTES } from './block-sink.ts';
 import { writeConfigDrive } from './config-drive.ts';
 import { wipePartitionTables } from './device-regions.ts';
 import { imageSettings, writeImage, type ImageContext } from './image-download.ts';
-import { isPartitionImage, validateImageInfo, type ImageInfo, type RawImageInfo } from './image-info.ts';
+import { ImageInfoSchema, isPartitionImage, validateImageInfo, type ImageInfo, type RawImageInfo } from './image-info.ts';
 import { writePartitionImage } from './partition-image.ts';
 import { moveBackupGptToEnd, readDiskIdentifier, readPartitionTable, rescanPartitions, type PartitionTable } from './partition-table.ts';
 
@@ -46,6 +47,22 @@ export async function prepareImage(ctx: ImageContext, params: PrepareImageParams
   const message = resultMessage(info, verb, device, ctx.deployment.partitionUuids);
   ctx.log.info({ image: info.id, device, partitionUuids: ctx.deployment.partitionUuids }, message);
   return message;
+}
+
+/**
+ * The plugin API's imageWriter: an image a plugin step writes to a device it chose, with
+ * prepare_image's validation, data path and partition-table rules, after the disk guard
+ * allowed the device. The deployment record (get_partition_uuids) is not updated: the
+ * plugin's device need not be the root device. Returns the partition UUIDs.
+ */
+export async function writeImageTo(ctx: ImageContext, imageInfo: unknown, device: string, configdrive?: string): Promise<DeploymentState['partitionUuids']> {
+  const parsed = ImageInfoSchema.safeParse(imageInfo);
+  if (!parsed.success) throw invalidCommandParams(`image_info: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  const settings = imageSettings(ctx);
+  const info = validateImageInfo(parsed.data, settings);
+  const disk = await ctx.diskGuard.check(device);
+  const drive = configdrive ?? info.configdrive;
+  return isPartitionImage(info) ? writePartitionImage(ctx, info, disk, drive, settings) : prepareWholeDisk(ctx, info, disk, drive, settings, false);
 }
 
 /** IPA's _message_format (spec §9.8): the ESP's UUID is added for UEFI deploys that have one. */

@@ -14,17 +14,13 @@ import { isRoot, prerequisite } from '../helpers/env.ts';
 import { ImageServer } from '../helpers/image-server.ts';
 import { LoopDevice } from '../helpers/loop.ts';
 import { IRONIC_BIN, Ironic } from './harness/ironic.ts';
+import { blkidProbe, sfdiskTable } from '../helpers/disk-inspect.ts';
 
 const canRun = prerequisite('Ironic (apt-get install python3-ironic ironic-common), root for loop devices, mkfs.ext4, genisoimage', existsSync(IRONIC_BIN) && isRoot);
 
 const FAST = ['--simulate-power', '--heartbeat-min-interval', '1', '--lookup-max-interval', '1'];
 const MiB = 1 << 20;
 const ROOT_UUID = '7d3c1b2a-9e8f-4a6b-8c5d-1e2f3a4b5c6d';
-
-function blkid(device: string): Record<string, string> {
-  const out = execFileSync('blkid', ['-p', '-o', 'export', device], { encoding: 'utf8' });
-  return Object.fromEntries(out.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-}
 
 /**
  * Ironic's `direct` interface with a partition image (spec §9.6): image_type=partition,
@@ -95,16 +91,14 @@ describe.skipIf(!canRun)('an unmodified Ironic deploys a partition image with th
     expect(node.provision_state).toBe('active');
 
     // UEFI node: gpt with the ESP first, then swap, the config drive, and root last.
-    const table = (JSON.parse(execFileSync('sfdisk', ['--json', disk.path], { encoding: 'utf8' })) as {
-      partitiontable: { label: string; partitions: { node: string; size: number }[] };
-    }).partitiontable;
+    const table = sfdiskTable(disk.path);
     expect(table.label).toBe('gpt');
     expect(table.partitions.map((p) => p.size / 2048)).toEqual([550, 64, 1, 1024]);
-    const esp = blkid(disk.partition(1));
+    const esp = blkidProbe(disk.partition(1));
     expect(esp).toMatchObject({ TYPE: 'vfat', LABEL: 'efi-part' });
-    expect(blkid(disk.partition(2))).toMatchObject({ TYPE: 'swap', LABEL: 'swap1' });
-    expect(blkid(disk.partition(3))).toMatchObject({ TYPE: 'iso9660', LABEL: 'config-2' });
-    expect(blkid(disk.partition(4))).toMatchObject({ TYPE: 'ext4', UUID: ROOT_UUID });
+    expect(blkidProbe(disk.partition(2))).toMatchObject({ TYPE: 'swap', LABEL: 'swap1' });
+    expect(blkidProbe(disk.partition(3))).toMatchObject({ TYPE: 'iso9660', LABEL: 'config-2' });
+    expect(blkidProbe(disk.partition(4))).toMatchObject({ TYPE: 'ext4', UUID: ROOT_UUID });
     // install_bootloader mounts the root and appends the ESP to its fstab (as IPA does), so the
     // filesystem is compared file by file here; partition-image.test.ts checks the written
     // bytes before anything mounts them.

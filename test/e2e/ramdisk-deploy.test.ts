@@ -1,18 +1,20 @@
 import { createReadStream, existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, normalize } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { BuildResult } from '../../image-build/pipeline.ts';
-import { hashRange, makeDiskImage, type TestImage } from '../helpers/disk-images.ts';
+import { debianLoaders, espFiles, espRead } from '../helpers/bootloader-disks.ts';
+import { hashRange, makeDiskImage, makeFilesystemImage, type TestImage } from '../helpers/disk-images.ts';
 import { prerequisite } from '../helpers/env.ts';
 import { ImageServer } from '../helpers/image-server.ts';
 import { freePort } from '../helpers/ports.ts';
 import { IRONIC_BIN, Ironic } from './harness/ironic.ts';
-import { RamdiskVm } from './harness/qemu.ts';
+import { OVMF_VARS, RamdiskVm } from './harness/qemu.ts';
 import { buildTestRamdisk, canBuildRamdisk } from './harness/ramdisk-image.ts';
+import { sfdiskTable } from '../helpers/disk-inspect.ts';
 
 const haveQemu = prerequisite('QEMU (apt-get install qemu-system-x86)', RamdiskVm.available());
 const haveBuild = prerequisite('image-build tools (apt, dpkg, kmod, zstd)', canBuildRamdisk());
@@ -30,8 +32,11 @@ const AGENT_PORT = 9999;
 interface DeployCase {
   name: string;
   deployInterface: 'custom-agent' | 'direct';
+  /** Boot the VM through OVMF with an EFI variable store (a copy of OVMF_VARS) in `vars`. */
+  uefi?: boolean;
+  properties?: Record<string, unknown>;
   deploy(ironic: Ironic, uuid: string): Promise<void>;
-  verify?(disk: string): Promise<void>;
+  verify?(disk: string, vars: string): Promise<void>;
 }
 
 const CASES: DeployCase[] = [
@@ -67,7 +72,41 @@ const CASES: DeployCase[] = [
       expect(await hashRange(disk, MiB, diskImage.size - MiB)).toBe(await hashRange(diskImage.path, MiB, diskImage.size - MiB));
     },
   },
+  {
+    name: 'partition-uefi',
+    deployInterface: 'direct',
+    // The one place the real efibootmgr runs: the guest booted through OVMF has EFI variables.
+    // A partition image's fresh ESP gets the image's /boot/efi/EFI, and its BOOTX64.CSV
+    // becomes an NVRAM boot entry that QEMU keeps in the variable store file.
+    uefi: true,
+    properties: { capabilities: 'boot_mode:uefi' },
+    deploy: async (ironic, uuid) => {
+      const url = images.serve('/root.ext4', { path: rootImage.path });
+      await ironic.patch(uuid, [{ op: 'add', path: '/instance_info', value: {
+        image_source: url, image_download_source: 'local', image_type: 'partition', root_gb: 1,
+        image_os_hash_algo: 'sha256', image_os_hash_value: rootImage.sha256, image_disk_format: 'raw',
+      } }]);
+      const active = await ironic.provision(uuid, 'active', { timeoutSeconds: 240 });
+      expect(active?.last_error ?? null).toBeNull();
+      expect(active?.provision_state).toBe('active');
+    },
+    verify: async (disk, vars) => {
+      const table = sfdiskTable(disk);
+      expect(table.label).toBe('gpt');
+      expect(table.partitions[0]!.type).toBe('C12A7328-F81F-11D2-BA4B-00A0C93EC93B');
+      const esp = `${disk}@@${table.partitions[0]!.start * 512}`;
+      expect(espFiles(esp).sort()).toEqual(Object.keys(ROOT_EFI).map((f) => f.slice('boot/efi/'.length)).sort());
+      expect(espRead(esp, 'EFI/debian/shimx64.efi').equals(ROOT_EFI['boot/efi/EFI/debian/shimx64.efi']!)).toBe(true);
+      // An EFI_LOAD_OPTION holds its description and file path in UTF-16LE.
+      const store = await readFile(vars);
+      expect(store.includes(Buffer.from('debian\0', 'utf16le'))).toBe(true);
+      expect(store.includes(Buffer.from('\\EFI\\debian\\shimx64.efi', 'utf16le'))).toBe(true);
+    },
+  },
 ];
+
+/** What the partition image brings for its ESP: Debian's shim layout, CSV included. */
+const ROOT_EFI: Record<string, Buffer> = Object.fromEntries(Object.entries(debianLoaders()).map(([f, c]) => [`boot/efi/${f}`, c]));
 
 const MiB = 1 << 20;
 /** Where the guest finds the conductor's HTTP root (a QEMU guestfwd to `httpRoot`'s server). */
@@ -75,6 +114,7 @@ const GUEST_IMAGES = { guestAddress: '10.0.2.101', guestPort: 8080 };
 let images: ImageServer;
 let httpRoot: { dir: string; port: number; proxyUrl: string; stop: () => Promise<void> };
 let diskImage: TestImage;
+let rootImage: TestImage;
 
 /**
  * A read-only static file server for the conductor's [deploy]http_root on 127.0.0.1, and a
@@ -132,6 +172,9 @@ describe.skipIf(!haveQemu || !haveBuild || !haveIronic)('the deploy ramdisk boot
     await images.start();
     httpRoot = await serveDirectory(join(dir, 'httproot'));
     diskImage = await makeDiskImage(dir, 'disk.img', { size: 64 * MiB, diskId: 0x5eed1234, dataEvery: 2 });
+    rootImage = await makeFilesystemImage(dir, 'root.ext4', {
+      sizeMb: 32, uuid: '3f0c5a9e-2b7d-4e61-9a18-6c4d2e8f1b07', files: { 'etc/fstab': 'LABEL=img-root / ext4 defaults 0 1\n', ...ROOT_EFI },
+    });
   }, 900_000);
 
   afterAll(async () => {
@@ -141,7 +184,7 @@ describe.skipIf(!haveQemu || !haveBuild || !haveIronic)('the deploy ramdisk boot
   });
 
   for (const c of CASES) {
-    describe(`${c.deployInterface} deploy`, () => {
+    describe(`${c.name} deploy`, () => {
       let ironic: Ironic;
       let vm: RamdiskVm;
       let disk: string;
@@ -164,16 +207,19 @@ describe.skipIf(!haveQemu || !haveBuild || !haveIronic)('the deploy ramdisk boot
 
       test('boot, lookup, heartbeat, deploy to active with a real power-off', async () => {
         const mac = '52:54:00:12:34:56';
-        const uuid = await ironic.enroll({ macs: [mac], deployInterface: c.deployInterface });
+        const uuid = await ironic.enroll({ macs: [mac], deployInterface: c.deployInterface, properties: c.properties });
         const agentPort = await freePort();
         disk = join(dir, `${c.name}-disk.img`);
         await writeFile(disk, '');
         // IPA's smallest root device is 4 GiB; the file stays sparse.
         await truncate(disk, 5 * 1024 ** 3);
+        const vars = join(dir, `${c.name}-vars.fd`);
+        if (c.uefi) await copyFile(OVMF_VARS, vars);
         vm = RamdiskVm.start({
           kernel: image.kernel.path,
           initramfs: image.initramfs.path,
           disks: [disk],
+          uefi: c.uefi ? { vars } : undefined,
           mac,
           hostForwards: [{ hostPort: agentPort, guestPort: AGENT_PORT }],
           guestForwards: [
@@ -209,7 +255,7 @@ describe.skipIf(!haveQemu || !haveBuild || !haveIronic)('the deploy ramdisk boot
         // The agent powered the VM off for real (it runs from an initramfs): QEMU exits.
         expect(await withConsole(vm.waitForExit(120))).toBe(0);
         await vm.waitForLine('ironic-node-agent ramdisk: going down', 1);
-        if (c.verify) await c.verify(disk);
+        if (c.verify) await c.verify(disk, vars);
       });
     });
   }

@@ -10,6 +10,7 @@ import { isRoot, prerequisite } from '../helpers/env.ts';
 import { ImageServer } from '../helpers/image-server.ts';
 import { startAgent } from '../helpers/in-process-agent.ts';
 import { LoopDevice } from '../helpers/loop.ts';
+import { blkidProbe, sfdiskTable } from '../helpers/disk-inspect.ts';
 
 const canRun = prerequisite('root for loop devices, mkfs.ext4, mkfs.vfat, qemu-img, zstd, genisoimage', isRoot &&
   ['mkfs.ext4', 'mkfs.vfat', 'mkswap', 'qemu-img', 'zstd', 'genisoimage', 'sgdisk', 'sfdisk', 'debugfs'].every(onPath));
@@ -26,17 +27,6 @@ function onPath(tool: string): boolean {
 const MiB = 1 << 20;
 const TOKEN = 'p'.repeat(43);
 const ROOT_UUID = '0e8a2a9c-4a8a-4d1e-9d0b-5c1d3c6f7a11';
-
-interface SfdiskPartition { node: string; start: number; size: number; type: string; bootable?: boolean; name?: string; uuid?: string }
-
-function table(device: string): { label: string; partitions: SfdiskPartition[] } {
-  return (JSON.parse(execFileSync('sfdisk', ['--json', device], { encoding: 'utf8' })) as { partitiontable: { label: string; partitions: SfdiskPartition[] } }).partitiontable;
-}
-
-function probe(device: string): Record<string, string> {
-  const out = execFileSync('blkid', ['-p', '-o', 'export', device], { encoding: 'utf8' });
-  return Object.fromEntries(out.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-}
 
 /**
  * Partition images through standby.prepare_image (spec §9.6): the layout, the image streamed
@@ -126,16 +116,16 @@ describe.skipIf(!canRun)('partition images onto a loop device (spec §9.6)', () 
     await setNode({});
     const s = await prepare(partitionInfo('part-bios', rootfs, { swap_mb: 16 }), configdrive);
     expect(s.command_error).toBeNull();
-    const t = table(disk.path);
+    const t = sfdiskTable(disk.path);
     expect(t.label).toBe('dos');
     expect(t.partitions.map((p) => p.type)).toEqual(['82', '83', '83']);
     expect(t.partitions.map((p) => p.bootable === true)).toEqual([false, false, true]);
     // Back to back from 1 MiB (sectors of 512 bytes): swap 16 MiB, config drive rounded up to 1 MiB, root 128 MiB.
     expect(t.partitions.map((p) => [p.start, p.size])).toEqual([[2048, 32768], [34816, 2048], [36864, 262144]]);
     expect(await hashRange(disk.partition(3), 0, rootfs.size)).toBe(rootfs.sha256);
-    expect(probe(disk.partition(1))).toMatchObject({ TYPE: 'swap', LABEL: 'swap1' });
-    expect(probe(disk.partition(2))).toMatchObject({ TYPE: 'iso9660', LABEL: 'config-2' });
-    expect(probe(disk.partition(3))).toMatchObject({ TYPE: 'ext4', UUID: ROOT_UUID });
+    expect(blkidProbe(disk.partition(1))).toMatchObject({ TYPE: 'swap', LABEL: 'swap1' });
+    expect(blkidProbe(disk.partition(2))).toMatchObject({ TYPE: 'iso9660', LABEL: 'config-2' });
+    expect(blkidProbe(disk.partition(3))).toMatchObject({ TYPE: 'ext4', UUID: ROOT_UUID });
     expect(await uuids()).toEqual({
       partitions: { swap: disk.partition(1), configdrive: disk.partition(2), root: disk.partition(3) },
       'root uuid': ROOT_UUID,
@@ -150,7 +140,7 @@ describe.skipIf(!canRun)('partition images onto a loop device (spec §9.6)', () 
     const info = partitionInfo('part-uefi', qcow, { disk_format: 'qcow2', os_hash_algo: 'sha512', os_hash_value: qcow.sha512, ephemeral_mb: 64, ephemeral_format: 'ext4', deploy_boot_mode: 'uefi' });
     const s = await prepare(info);
     expect(s.command_error).toBeNull();
-    const t = table(disk.path);
+    const t = sfdiskTable(disk.path);
     expect(t.label).toBe('gpt');
     expect(t.partitions.map((p) => p.type)).toEqual([
       'C12A7328-F81F-11D2-BA4B-00A0C93EC93B', '0FC63DAF-8483-4772-8E79-3D69D8477DE4', '0FC63DAF-8483-4772-8E79-3D69D8477DE4',
@@ -158,9 +148,9 @@ describe.skipIf(!canRun)('partition images onto a loop device (spec §9.6)', () 
     // ESP 550 MiB (IPA's default), ephemeral 64 MiB, root 128 MiB.
     expect(t.partitions.map((p) => p.size / 2048)).toEqual([550, 64, 128]);
     expect(await hashRange(disk.partition(3), 0, rootfs.size)).toBe(rootfs.sha256);
-    const esp = probe(disk.partition(1));
+    const esp = blkidProbe(disk.partition(1));
     expect(esp).toMatchObject({ TYPE: 'vfat', LABEL: 'efi-part' });
-    expect(probe(disk.partition(2))).toMatchObject({ TYPE: 'ext4', LABEL: 'ephemeral0' });
+    expect(blkidProbe(disk.partition(2))).toMatchObject({ TYPE: 'ext4', LABEL: 'ephemeral0' });
     const u = await uuids();
     expect(u).toMatchObject({ 'root uuid': ROOT_UUID, 'efi system partition uuid': esp.UUID });
     expect(s.command_result).toEqual({
@@ -192,7 +182,7 @@ describe.skipIf(!canRun)('partition images onto a loop device (spec §9.6)', () 
     const s = await prepare(partitionInfo('part-big', rootfs, { root_mb: 32 }));
     expect(s.command_error?.type).toBe('InvalidCommandParamsError');
     expect(s.command_error?.details).toMatch(/^Root partition is too small for requested image: .*Root size: 32 MB/);
-    expect(table(disk.path).partitions.map((p) => p.name)).toEqual(['marker']);
+    expect(sfdiskTable(disk.path).partitions.map((p) => p.name)).toEqual(['marker']);
   });
 
   test.each([
@@ -207,7 +197,7 @@ describe.skipIf(!canRun)('partition images onto a loop device (spec §9.6)', () 
     const s = await prepare(partitionInfo('part-invalid', rootfs, extra));
     expect(s.command_error?.type).toBe('InvalidCommandParamsError');
     expect(s.command_error?.details).toMatch(message);
-    expect(table(disk.path).partitions.map((p) => p.name)).toEqual(['marker']);
+    expect(sfdiskTable(disk.path).partitions.map((p) => p.name)).toEqual(['marker']);
   });
 
   test('preserve_ephemeral keeps the ephemeral partition and its data; a failed redeploy keeps them too', async () => {
@@ -217,19 +207,19 @@ describe.skipIf(!canRun)('partition images onto a loop device (spec §9.6)', () 
     // The tenant's data on the ephemeral partition (partition 1 on bios + msdos).
     await writeFile(join(dir, 'keep.txt'), 'tenant data');
     execFileSync('debugfs', ['-w', '-R', `write ${join(dir, 'keep.txt')} keep.txt`, disk.partition(1)], { stdio: 'ignore' });
-    const before = table(disk.path);
+    const before = sfdiskTable(disk.path);
 
     const other = await makeFilesystemImage(dir, 'root2.ext4', { sizeMb: 40, uuid: '5b1d6f1e-1111-4a2b-8c3d-9e8f7a6b5c4d', files: { 'etc/hostname': 'rebuilt\n' } });
     const rebuild = await prepare(partitionInfo('part-eph-2', other, { ephemeral_mb: 32, ephemeral_format: 'ext4', preserve_ephemeral: true }));
     expect(rebuild.command_error).toBeNull();
-    expect(table(disk.path)).toEqual(before);
+    expect(sfdiskTable(disk.path)).toEqual(before);
     expect(await hashRange(disk.partition(2), 0, other.size)).toBe(other.sha256);
     expect(execFileSync('debugfs', ['-R', 'cat keep.txt', disk.partition(1)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })).toBe('tenant data');
 
     const failed = await prepare({ ...partitionInfo('part-eph-bad', rootfs, { ephemeral_mb: 32, ephemeral_format: 'ext4', preserve_ephemeral: true }), os_hash_value: '0'.repeat(64) });
     expect(failed.command_error?.type).toBe('ImageChecksumError');
     execFileSync('partx', ['-u', disk.path], { stdio: 'ignore' });
-    expect(table(disk.path)).toEqual(before);
+    expect(sfdiskTable(disk.path)).toEqual(before);
     expect(execFileSync('debugfs', ['-R', 'cat keep.txt', disk.partition(1)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })).toBe('tenant data');
     // The root partition no longer has a filesystem to mount or boot.
     expect((await readBytes(disk.partition(2), 0, MiB)).equals(Buffer.alloc(MiB))).toBe(true);
@@ -241,6 +231,6 @@ describe.skipIf(!canRun)('partition images onto a loop device (spec §9.6)', () 
     const s = await prepare(partitionInfo('part-eph-missing', rootfs, { ephemeral_mb: 32, ephemeral_format: 'ext4', swap_mb: 8, preserve_ephemeral: true }));
     expect(s.command_error?.type).toBe('DeploymentError');
     expect(s.command_error?.details).toBe(`'swap' device '${disk.partition(2)}' not found`);
-    expect(table(disk.path).partitions.map((p) => p.name)).toEqual(['marker']);
+    expect(sfdiskTable(disk.path).partitions.map((p) => p.name)).toEqual(['marker']);
   });
 });

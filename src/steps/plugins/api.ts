@@ -68,10 +68,10 @@ export interface PluginLogger {
 }
 
 /**
- * The image writer (issue 4, the data path) as a plugin will use it: write `imageInfo`
- * (Ironic's image_info, spec §9.1) to `device` with the agent's streaming, verifying,
- * never-bootable-until-verified pipeline. Extension point: undefined until an image writer
- * is registered on the agent context (AgentContext.imageWriter).
+ * The agent's image writer: write `imageInfo` (Ironic's image_info, spec §9.1: whole-disk or
+ * partition image) to `device` with the agent's streaming, verifying,
+ * never-bootable-until-verified pipeline, after the disk guard allowed the device. Resolves
+ * to the partition UUIDs (get_partition_uuids' shape); fails with the agent's errors.
  */
 export interface ImageWriter {
   writeImage(imageInfo: Record<string, unknown>, opts: { device: string; configdrive?: string; signal?: AbortSignal }): Promise<unknown>;
@@ -104,6 +104,6 @@ export interface PluginContext {
   checkDevice(device: string): Promise<string>;
   /** Shown in the RUNNING command's result while Ironic polls (spec §8.7). */
   setProgress(progress: unknown): void;
-  /** The agent's image writer; undefined in builds without one (see ImageWriter). */
-  readonly imageWriter: ImageWriter | undefined;
+  /** The agent's image writer (see ImageWriter). */
+  readonly imageWriter: ImageWriter;
 }

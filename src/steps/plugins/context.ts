@@ -1,5 +1,6 @@
 import { listDisks } from '../../hardware/block-devices.ts';
 import { rootDeviceHintsOf, selectRootDevice } from '../../hardware/root-device.ts';
+import { writeImageTo } from '../../writers/prepare-image.ts';
 import type { StepCall, StepContext } from '../types.ts';
 import type { PluginContext } from './api.ts';
 
@@ -43,6 +44,12 @@ export function pluginContext(step: string, call: StepCall, ctx: StepContext): P
       return ctx.diskGuard.check(device);
     },
     setProgress: (progress) => ctx.setProgress(progress),
-    imageWriter: ctx.imageWriter,
+    imageWriter: {
+      writeImage: async (imageInfo, opts) => {
+        stillRunning();
+        const stop = opts.signal ? AbortSignal.any([signal, opts.signal]) : signal;
+        return writeImageTo(Object.assign(Object.create(ctx) as StepContext, { signal: stop }), imageInfo, opts.device, opts.configdrive);
+      },
+    },
   };
 }
