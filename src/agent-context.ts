@@ -15,6 +15,12 @@ export interface DeploymentState {
   partitionUuids: { [key: string]: string | null | undefined | Partial<Record<string, string>> };
   /** `image_info.id` of the image on disk, so a repeated prepare_image can skip the write (spec §7.1). */
   cachedImageId?: string | undefined;
+  /**
+   * md devices made by create/apply_configuration with their is_root_volume (IPA's
+   * _raid_root_device_mapping): true makes the array the root device, false keeps the
+   * array and its disks out of the choice (spec §11.5).
+   */
+  raidRootVolumes?: Record<string, boolean>;
 }
 
 /**

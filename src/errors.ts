@@ -66,6 +66,7 @@ export const protectedDevice = kind('ProtectedDeviceError', 500, 'Clean step fai
 export const blockDeviceError = kind('BlockDeviceError', 500, 'Block device caused unknown error');
 export const hardwareManagerConfigurationError = kind('HardwareManagerConfigurationError', 500, 'Hardware manager configuration error');
 export const blockDeviceEraseError = kind('BlockDeviceEraseError', 500, 'Error erasing block device');
+export const softwareRaidError = kind('SoftwareRAIDError', 500, 'Software RAID caused unknown error');
 export const incompatibleHardwareMethod = kind('IncompatibleHardwareMethodError', 500, 'HardwareManager method is not compatible with hardware');
 export const inspectionError = kind('InspectionError', 500, 'Failure in inspection');
 export const systemRebootError = kind('SystemRebootError', 500, 'Error rebooting system');

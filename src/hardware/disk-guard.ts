@@ -42,8 +42,12 @@ export class DiskGuard {
     return this.allow;
   }
 
-  /** Resolves `device` and throws UnsafeDeviceError unless it may be written. Returns the resolved path. */
-  async check(device: string): Promise<string> {
+  /**
+   * Resolves `device` and throws UnsafeDeviceError unless it may be written. Returns the
+   * resolved path. `allowedVia`: devices whose allowance stands for this one when it is not on
+   * the allowlist itself (an md array is as allowed as all its member disks).
+   */
+  async check(device: string, opts: { allowedVia?: readonly string[] } = {}): Promise<string> {
     let resolved: string;
     try {
       resolved = await realpath(device);
@@ -52,7 +56,7 @@ export class DiskGuard {
       if (err instanceof AgentError) throw err;
       throw unsafeDevice(device, `cannot open it (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
     }
-    if (this.allow.length > 0 && !(await this.isAllowed(resolved))) {
+    if (this.allow.length > 0 && !(await this.isAllowed(resolved)) && !(await this.allowedThrough(opts.allowedVia ?? []))) {
       throw unsafeDevice(device, `not in the device allowlist (${this.allow.join(', ')})`);
     }
     const nodes = await this.deviceAndPartitions(resolved);
@@ -77,6 +81,12 @@ export class DiskGuard {
   async allowed(device: string): Promise<boolean> {
     if (this.allow.length === 0) return true;
     return this.isAllowed(await realpath(device).catch(() => device));
+  }
+
+  private async allowedThrough(devices: readonly string[]): Promise<boolean> {
+    if (devices.length === 0) return false;
+    for (const d of devices) if (!(await this.isAllowed(await realpath(d).catch(() => d)))) return false;
+    return true;
   }
 
   /** An allowlisted disk allows its partitions too (the metadata erase wipes them one by one). */

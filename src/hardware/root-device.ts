@@ -2,6 +2,8 @@ import type { AgentContext } from '../agent-context.ts';
 import { deviceNotFound } from '../errors.ts';
 import type { NodeDict } from '../steps/types.ts';
 import { listDisks, type BlockDevice } from './block-devices.ts';
+import { parentDisk } from './partitions.ts';
+import { detail } from './raid/mdadm.ts';
 import { InvalidHintsError, findDevicesByHints, parseRootDeviceHints } from './root-device-hints.ts';
 
 /** Without hints the root disk is the smallest of at least 4 GiB (spec §9.9). */
@@ -62,6 +64,25 @@ export function pickRootDevice(devices: readonly BlockDevice[], rawHints: unknow
 }
 
 /**
+ * IPA's use of the RAID config made in this boot (create/apply_configuration): an md device
+ * with is_root_volume true is the root device, whatever the hints say; one with false is
+ * no candidate, nor are the disks under it (`holderDisks`: md device -> its member disks).
+ */
+export function raidRootChoice(
+  devices: readonly BlockDevice[],
+  volumes: Readonly<Record<string, boolean>> | undefined,
+  holderDisks: Readonly<Record<string, readonly string[]>>,
+): { root?: string; devices: BlockDevice[] } {
+  let kept = [...devices];
+  for (const [md, isRoot] of Object.entries(volumes ?? {})) {
+    if (isRoot) return { root: md, devices: kept };
+    const excluded = new Set([md, ...(holderDisks[md] ?? [])]);
+    kept = kept.filter((d) => !excluded.has(d.name));
+  }
+  return { devices: kept };
+}
+
+/**
  * The disk to deploy to, for the cached node. Candidates are the machine's disks minus the
  * skip list and, when an allowlist is configured, only allowlisted devices: the default
  * choice can never land on a disk the operator did not allow. `refresh` re-reads the node
@@ -75,6 +96,24 @@ export async function selectRootDevice(ctx: AgentContext, opts: { refresh?: bool
   if (restricted) {
     const allowed = await Promise.all(devices.map((d) => ctx.diskGuard.allowed(d.name)));
     devices = devices.filter((_, i) => allowed[i]);
+  }
+  const volumes = ctx.deployment?.raidRootVolumes;
+  if (volumes && Object.keys(volumes).length > 0) {
+    const all = await listDisks({ run: ctx.run }, { includeLoop: restricted });
+    const holders: Record<string, string[]> = {};
+    for (const md of Object.keys(volumes)) {
+      const members = (await detail(ctx.run, md))?.components ?? [];
+      holders[md] = await Promise.all(members.map(async (m) => (await parentDisk(m)) ?? m));
+    }
+    const choice = raidRootChoice(devices, volumes, holders);
+    if (choice.root !== undefined) {
+      const md = all.find((d) => d.name === choice.root);
+      if (!md) throw deviceNotFound(`The root volume ${choice.root} of the target RAID configuration is not among the block devices`);
+      if (rootDeviceHintsOf(node) !== undefined) ctx.log.warn({ hints: rootDeviceHintsOf(node), device: md.name }, 'both root device hints and a RAID root volume are defined: the RAID root volume is used');
+      ctx.log.info({ device: md.name, size: md.size }, 'root device selected: the root volume of the target RAID configuration');
+      return md;
+    }
+    devices = choice.devices;
   }
   const device = pickRootDevice(withoutSkipped(devices, node), rootDeviceHintsOf(node));
   ctx.log.info({ device: device.name, size: device.size, hints: rootDeviceHintsOf(node) ?? null }, 'root device selected');

@@ -17,6 +17,7 @@ export function stepContext(allow: string[], opts: { run?: RunCommand; flags?: R
     log: logger.log,
     conductor: new ConductorState(),
     diskGuard: new DiskGuard({ allowDevices: allow }),
+    deployment: { partitionUuids: {} },
     refreshNode: async () => undefined,
     setProgress: () => undefined,
   } as unknown as AgentContext & { setProgress(p: unknown): void };
