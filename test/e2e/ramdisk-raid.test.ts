@@ -1,0 +1,133 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { request } from 'undici';
+import type { BuildResult } from '../../image-build/pipeline.ts';
+import { prerequisite } from '../helpers/env.ts';
+import { freePort } from '../helpers/ports.ts';
+import { RamdiskVm } from './harness/qemu.ts';
+import { buildTestRamdisk, canBuildRamdisk } from './harness/ramdisk-image.ts';
+
+const haveQemu = prerequisite('QEMU (apt-get install qemu-system-x86)', RamdiskVm.available());
+const haveBuild = prerequisite('image-build tools (apt, dpkg, kmod, zstd)', canBuildRamdisk());
+const haveMdadm = prerequisite('mdadm (apt-get install mdadm)', spawnSync('mdadm', ['--version']).status === 0);
+
+const GiB = 1024 ** 3;
+
+/** IPA's example layout: a RAID-1 root, the rest of the disks as RAID-0. */
+const TARGET_RAID_CONFIG = {
+  logical_disks: [
+    { size_gb: 2, raid_level: '1', controller: 'software', is_root_volume: true, volume_name: 'root' },
+    { size_gb: 'MAX', raid_level: '0', controller: 'software', volume_name: 'data' },
+  ],
+};
+
+/**
+ * Software RAID where md exists: this machine's kernel has none, the ramdisk's kernel has
+ * md_mod, raid0 and raid1. The ramdisk boots standalone (no Ironic) with two virtual disks,
+ * and the clean steps are called on its API as Ironic's agent RAID interface calls them.
+ * The arrays are then read from the host with mdadm --examine on the disk images.
+ */
+describe.skipIf(!haveQemu || !haveBuild || !haveMdadm)('software RAID in the ramdisk, with the kernel md driver', () => {
+  let dir: string;
+  let image: BuildResult;
+  let vm: RamdiskVm;
+  let api: string;
+  const disks: string[] = [];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ina-ramdisk-raid-'));
+    image = await buildTestRamdisk(join(dir, 'image'), { bootc: false });
+    for (const name of ['a', 'b']) {
+      const path = join(dir, `${name}.img`);
+      await writeFile(path, '');
+      await truncate(path, 5 * GiB);
+      disks.push(path);
+    }
+    const port = await freePort();
+    api = `http://127.0.0.1:${port}`;
+    vm = RamdiskVm.start({
+      kernel: image.kernel.path,
+      initramfs: image.initramfs.path,
+      disks,
+      mac: '52:54:00:12:34:57',
+      hostForwards: [{ hostPort: port, guestPort: 9999 }],
+      // No ipa-api-url: IPA's standalone mode, the API without a token.
+      append: '',
+    });
+    await vm.waitForLine('agent API listening', 240);
+  }, 900_000);
+
+  afterAll(async () => {
+    await vm?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  async function cleanStep(step: string) {
+    const res = await request(`${api}/v1/commands/?wait=true`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        name: 'clean.execute_clean_step',
+        params: {
+          step: { interface: 'raid', step, args: {} },
+          node: { uuid: 'raid-node', target_raid_config: TARGET_RAID_CONFIG, properties: {}, instance_info: {}, driver_internal_info: {} },
+          ports: [],
+        },
+      }),
+      headersTimeout: 300_000,
+      bodyTimeout: 300_000,
+    });
+    const body = (await res.body.json()) as { command_status: string; command_error: unknown; command_result: { clean_result?: unknown } | null };
+    if (body.command_status !== 'SUCCEEDED') throw new Error(`${step}: ${JSON.stringify(body.command_error)}\n--- VM console ---\n${vm.tail(40)}`);
+    return body.command_result?.clean_result;
+  }
+
+  async function disksInInventory(): Promise<{ name: string; size: number }[]> {
+    const res = await request(`${api}/v1/commands/?wait=true`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'poll.get_hardware_info', params: {} }),
+    });
+    const body = (await res.body.json()) as { command_result: { inventory?: { disks: { name: string; size: number }[] } } & { disks?: { name: string; size: number }[] } };
+    return body.command_result.inventory?.disks ?? body.command_result.disks ?? [];
+  }
+
+  test('create_configuration builds both arrays; delete_configuration removes them and their tables; create works again', async () => {
+    expect(await cleanStep('create_configuration')).toEqual(TARGET_RAID_CONFIG);
+    const md = (await disksInInventory()).filter((d) => d.name.startsWith('/dev/md'));
+    expect(md.map((d) => d.name).sort()).toEqual(['/dev/md0', '/dev/md1']);
+    // RAID-1 of 2 GiB; RAID-0 of what is left on both disks, less md metadata.
+    expect(md.find((d) => d.name === '/dev/md0')!.size).toBeGreaterThan(1.99 * GiB);
+    expect(md.find((d) => d.name === '/dev/md1')!.size).toBeGreaterThan(5 * GiB);
+
+    expect(await cleanStep('delete_configuration')).toBeNull();
+    expect((await disksInInventory()).filter((d) => d.name.startsWith('/dev/md'))).toEqual([]);
+    // create refuses disks with partitions: a second create proves the tables went with the arrays.
+    expect(await cleanStep('create_configuration')).toEqual(TARGET_RAID_CONFIG);
+
+    await request(`${api}/v1/commands/?wait=true`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'standby.sync', params: {} }),
+    });
+    await vm.stop();
+
+    // The host reads the md superblocks from the images (mdadm reads files without the driver).
+    for (const disk of disks) {
+      const table = JSON.parse(spawnSync('sfdisk', ['--json', disk], { encoding: 'utf8' }).stdout) as { partitiontable: { partitions: { start: number; size: number }[] } };
+      const parts = table.partitiontable.partitions;
+      expect(parts).toHaveLength(2);
+      const levels = parts.map((p) => {
+        const loop = spawnSync('losetup', ['--find', '--show', '--read-only', '--offset', String(p.start * 512), '--sizelimit', String(p.size * 512), disk], { encoding: 'utf8' }).stdout.trim();
+        try {
+          const out = spawnSync('mdadm', ['--examine', loop], { encoding: 'utf8' }).stdout;
+          return { level: /Raid Level : (\S+)/.exec(out)?.[1], name: /Name : \S+:(\S+)/.exec(out)?.[1] ?? /Name : (\S+)/.exec(out)?.[1], devices: /Raid Devices : (\d+)/.exec(out)?.[1] };
+        } finally {
+          spawnSync('losetup', ['-d', loop]);
+        }
+      });
+      expect(levels).toEqual([{ level: 'raid1', name: 'root', devices: '2' }, { level: 'raid0', name: 'data', devices: '2' }]);
+    }
+  }, 600_000);
+});
