@@ -114,7 +114,7 @@ export async function assembleRootfs(i: RootfsInputs): Promise<void> {
   await copyFile(join(RAMDISK_FILES, 'init'), join(rootfs, 'init'));
   await copyFile(join(RAMDISK_FILES, 'etc/inittab'), join(rootfs, 'etc/inittab'));
   for (const name of (await readdir(join(RAMDISK_FILES, 'lib'))).sort()) {
-    if (name === 'ssh-server' && !i.ssh) continue;
+    if ((name === 'ssh-server' || name === 'rescue-login') && !i.ssh) continue;
     await copyFile(join(RAMDISK_FILES, 'lib', name), join(rootfs, AGENT_DIR, name));
   }
   await writeEtc(i);
@@ -122,6 +122,7 @@ export async function assembleRootfs(i: RootfsInputs): Promise<void> {
   if (i.ssh) {
     await copyFile(join(RAMDISK_FILES, 'sudo'), join(rootfs, 'usr/bin/sudo'));
     await mkdir(join(rootfs, 'home/ansible'), { recursive: true });
+    await mkdir(join(rootfs, 'home/rescue'), { recursive: true });
     // dropbear starts the SFTP subsystem from this path.
     await symlink('/usr/lib/openssh/sftp-server', join(rootfs, 'usr/lib/sftp-server'));
     if (i.authorizedKeys) await copyFile(i.authorizedKeys, join(rootfs, BUILT_IN_KEYS));
@@ -139,7 +140,13 @@ export async function assembleRootfs(i: RootfsInputs): Promise<void> {
 async function writeEtc(i: RootfsInputs): Promise<void> {
   const etc = (name: string, text: string) => writeFile(join(i.rootfs, 'etc', name), text);
   // '*' and not '!': dropbear refuses a locked ('!') account even for a public key.
-  await etc('passwd', 'root:*:0:0:root:/root:/bin/sh\n' + (i.ssh ? 'ansible:*:0:0:Ironic ansible deploy:/home/ansible:/bin/sh\n' : ''));
+  // rescue: locked ('!') until rescue.finalize_rescue sets its password in /etc/shadow.
+  await etc(
+    'passwd',
+    'root:*:0:0:root:/root:/bin/sh\n' +
+      (i.ssh ? 'ansible:*:0:0:Ironic ansible deploy:/home/ansible:/bin/sh\nrescue:x:0:0:Ironic rescue mode:/home/rescue:/bin/sh\n' : ''),
+  );
+  if (i.ssh) await writeFile(join(i.rootfs, 'etc/shadow'), 'rescue:!:0:0:99999:7:::\n', { mode: 0o600 });
   await etc('group', 'root:x:0:\ntty:x:5:\n');
   await etc('shells', '/bin/sh\n');
   await etc('hosts', '127.0.0.1 localhost\n::1 localhost\n');

@@ -45,4 +45,9 @@ export interface AgentContext {
   readonly standalone: boolean;
   /** Re-read the node from Ironic (lookup with node_uuid, spec §3.4); no-op when standalone. */
   refreshNode(): Promise<void>;
+  /**
+   * finalize_rescue succeeded: once its answer is out, stop serving the API and heartbeating
+   * for good, as IPA does (spec §7.5); a simulated ramdisk waits for its next boot.
+   */
+  enterRescue(): void;
 }

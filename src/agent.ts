@@ -27,6 +27,8 @@ import { waitForDisks } from './hardware/disk-wait.ts';
 import { inspect, inspectionUrls } from './inspection/callback.ts';
 import { listInterfaces } from './hardware/interfaces.ts';
 import { PowerControl, type PowerAction } from './hardware/power.ts';
+import { forgetRescue, isRescued } from './rescue/marker.ts';
+import { rescuePaths, type RescuePaths } from './rescue/paths.ts';
 import type { Logger, LogRing } from './log.ts';
 import { runCommand, type RunCommand } from './run.ts';
 import { genericProvider } from './steps/builtin.ts';
@@ -82,6 +84,7 @@ export class Agent {
   private disksReady: Promise<void> = Promise.resolve();
   /** A simulated power cycle is under way; a second trigger joins it. */
   private cycling = false;
+  private readonly rescue: RescuePaths;
   private stopped!: () => void;
   private readonly stoppedPromise = new Promise<void>((resolve) => (this.stopped = resolve));
   /** Resolves when the API is serving (first boot), for tests and the start-up benchmark. */
@@ -95,6 +98,7 @@ export class Agent {
     this.runTool = opts.run ?? runCommand;
     this.ready = new Promise((resolve) => (this.markReady = resolve));
     this.conductor = new ConductorState(this.config.agentToken);
+    this.rescue = rescuePaths(this.config);
     if (this.config.apiUrls.length > 0) {
       this.http = new IronicHttp({
         urls: this.config.apiUrls,
@@ -134,6 +138,7 @@ export class Agent {
       deployment: this.deployment,
       standalone: this.client === undefined,
       refreshNode: () => this.refreshNode(),
+      enterRescue: () => this.enterRescue(),
     };
     this.dispatcher = new CommandDispatcher([...builtinExtensions(), ...(opts.extraExtensions ?? [])], this.context, {
       asyncFinished: (record) => this.commandFinished(record),
@@ -160,9 +165,16 @@ export class Agent {
     }).then(() => undefined);
     this.disksReady.catch(() => undefined); // an abort (stop) surfaces where it is awaited
     await installPlugins(this.context);
-    await this.boot();
-    this.markReady();
-    await this.stoppedPromise;
+    // A rescued or locked-down agent serves nothing and must still not exit, or the
+    // ramdisk's service manager would start it again (spec §1.3 steps 9 and 12).
+    const keepAlive = setInterval(() => undefined, 1 << 30);
+    try {
+      await this.boot();
+      this.markReady();
+      await this.stoppedPromise;
+    } finally {
+      clearInterval(keepAlive);
+    }
   }
 
   async stop(): Promise<void> {
@@ -179,13 +191,23 @@ export class Agent {
     return this.callbackUrl;
   }
 
-  private async boot(): Promise<void> {
-    const inspecting = inspectionUrls(this.config).length > 0;
-    if (this.client || inspecting) this.macs = await this.waitForMacs();
-    // Spec §1.3 step 7: inspection may tell us our node; its failures never stop start-up.
-    if (inspecting) await this.disksReady;
-    const nodeUuid = inspecting ? await inspect(this.context, { clock: this.clock, signal: this.lifetime.signal }) : undefined;
-    if (this.client) await this.lookupUntilUsable(this.client, nodeUuid);
+  /** `found`: a simulated boot that the rescue watch already looked up (its token is ours). */
+  private async boot(found?: ParsedLookup): Promise<void> {
+    if (this.client && found) {
+      this.applyLookup(found, decideToken(undefined, found.token) as Exclude<TokenDecision, { action: 'fatal' }>);
+    } else {
+      const inspecting = inspectionUrls(this.config).length > 0;
+      if (this.client || inspecting) this.macs = await this.waitForMacs();
+      // Spec §1.3 step 7: inspection may tell us our node; its failures never stop start-up.
+      if (inspecting) await this.disksReady;
+      const nodeUuid = inspecting ? await inspect(this.context, { clock: this.clock, signal: this.lifetime.signal }) : undefined;
+      if (this.client) await this.lookupUntilUsable(this.client, nodeUuid);
+    }
+    if (await isRescued(this.rescue)) {
+      this.log.warn({ marker: this.rescue.markerFile }, 'this ramdisk was rescued: not serving the API and not heartbeating');
+      this.watchForReboot();
+      return;
+    }
     // Commands (root device, steps) may rely on the disks: they are there before the API serves.
     await this.disksReady;
     await this.serve();
@@ -333,7 +355,7 @@ export class Agent {
     this.heartbeater?.force();
   }
 
-  private async goDown(action: PowerAction | 'stop'): Promise<void> {
+  private async goDown(action: PowerAction | 'rescue' | 'stop'): Promise<void> {
     this.log.warn({ action }, 'going down: stopping the heartbeat and the API');
     const heartbeater = this.heartbeater;
     this.heartbeater = undefined;
@@ -343,11 +365,55 @@ export class Agent {
     await server?.stop();
   }
 
+  /** The heartbeat stops at once (no second finalize_rescue), the API once the answer is out. */
+  private enterRescue(): void {
+    const heartbeater = this.heartbeater;
+    this.heartbeater = undefined;
+    void (async () => {
+      try {
+        await heartbeater?.stop();
+        await this.clock.sleep(0.2, this.lifetime.signal);
+        await this.goDown('rescue');
+        this.log.warn('rescue finalized: the API and the heartbeat are stopped for good');
+        this.watchForReboot();
+      } catch (err) {
+        if (!isAbort(err)) this.log.error({ err: String(err) }, 'stopping for rescue failed');
+      }
+    })();
+  }
+
+  /**
+   * Simulation only: a rescued ramdisk is silent until the node reboots, which a real
+   * machine does without telling it. Ironic wipes the token when rescue ends and at every
+   * power action, so a lookup that Ironic answers with a fresh token means the node has
+   * booted into the ramdisk again (unrescue then undeploy, or rescue again). That lookup's
+   * token is the new boot's: a second lookup would only see it masked.
+   */
+  private watchForReboot(): void {
+    const client = this.client;
+    if (!this.config.simulatePower || !client) return;
+    void (async () => {
+      try {
+        for (;;) {
+          await this.clock.sleep(Math.max(1, this.config.lookupInterval), this.lifetime.signal);
+          const outcome = await client.lookup(this.macs, this.conductor.nodeUuid).catch(() => undefined);
+          if (outcome?.kind === 'found' && decideToken(undefined, outcome.token).action === 'store') {
+            this.log.warn({ node: outcome.node.uuid }, 'simulation: Ironic issued a new token, the rescued node was rebooted');
+            this.simulatePowerCycle('reboot', 0, outcome);
+            return;
+          }
+        }
+      } catch (err) {
+        if (!isAbort(err)) this.log.error({ err: String(err) }, 'watching for the next boot failed');
+      }
+    })();
+  }
+
   /**
    * Simulation only (--simulate-power): the heartbeat stops at once, the API after
    * `delaySeconds`; then everything a ramdisk keeps in memory is gone and the agent boots again.
    */
-  private simulatePowerCycle(action: PowerAction, delaySeconds: number): void {
+  private simulatePowerCycle(action: PowerAction, delaySeconds: number, found?: ParsedLookup): void {
     if (this.cycling || this.lifetime.signal.aborted) return;
     this.cycling = true;
     void (async () => {
@@ -362,9 +428,10 @@ export class Agent {
         this.conductor.forget();
         this.deployment.partitionUuids = {};
         this.deployment.cachedImageId = undefined;
-        for (;;) {
+        await forgetRescue(this.rescue);
+        for (let first = true; ; first = false) {
           try {
-            await this.boot();
+            await this.boot(first ? found : undefined);
             return;
           } catch (err) {
             if (isAbort(err) || this.lifetime.signal.aborted) return;

@@ -330,6 +330,24 @@ export const OPTIONS = {
     param: 'ina-bootc-expansion-factor', schema: numberText({ min: 1 }), default: 3,
     help: 'Space a bootc image needs in container storage, as a multiple of its compressed size (layers are stored unpacked).',
   }),
+
+  // Issue 9: rescue (rescue.finalize_rescue).
+  rescuePasswordFile: option({
+    param: 'ina-rescue-password-file', schema: absolutePath, default: undefined as string | undefined,
+    help: 'Where finalize_rescue writes the rescue password hash (IPA: /etc/ipa-rescue-config/ipa-rescue-password, the default; under --state-dir with --simulate-power).',
+  }),
+  rescueMarkerFile: option({
+    param: 'ina-rescue-marker-file', schema: absolutePath, default: undefined as string | undefined,
+    help: 'The file finalize_rescue creates; an agent that finds it at start serves no API (IPA: /etc/.rescued, the default; under --state-dir with --simulate-power).',
+  }),
+  rescueShadowFile: option({
+    param: 'ina-rescue-shadow-file', schema: absolutePath, default: undefined as string | undefined,
+    help: 'A shadow file whose rescue user gets the password hash at finalize_rescue (the ramdisk passes /etc/shadow); unset: only the password file is written, for the ramdisk\'s own tooling.',
+  }),
+  rescueUser: option({
+    param: 'ina-rescue-user', schema: z.string().regex(/^[a-z_][a-z0-9_-]*$/, 'expected a user name'), default: 'rescue',
+    help: 'The user of --rescue-shadow-file that gets the rescue password.',
+  }),
 } as const;
 
 export type OptionName = keyof typeof OPTIONS;

@@ -3,6 +3,7 @@ import { bootloaderInstallers } from '../bootloader/index.ts';
 import { imageExtension } from './image.ts';
 import { logExtension } from './log.ts';
 import { pollExtension } from './poll.ts';
+import { rescueExtension } from './rescue.ts';
 import { standbyImageCommands } from './standby-image.ts';
 import { standbyExtension } from './standby.ts';
 import { stepsExtension } from './steps.ts';
@@ -19,6 +20,7 @@ export function builtinExtensions(): Extension[] {
     systemExtension,
     logExtension,
     pollExtension,
+    rescueExtension,
     imageExtension(bootloaderInstallers()),
   ];
 }

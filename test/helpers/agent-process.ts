@@ -74,10 +74,18 @@ export class AgentProcess {
       opts.entry ?? CLI, 'agent', '--cmdline-file', cmdlineFile,
       '--listen-host', '127.0.0.1', '--listen-port', String(port), '--advertise-port', String(port),
       '--state-dir', join(dir, 'state'),
+      // Even without --simulate-power a test's finalize_rescue never writes this machine's /etc.
+      ...(opts.flags?.includes('--rescue-marker-file') ? [] : ['--rescue-marker-file', join(dir, 'rescue', 'rescued')]),
+      ...(opts.flags?.includes('--rescue-password-file') ? [] : ['--rescue-password-file', join(dir, 'rescue', 'ipa-rescue-password')]),
       ...(opts.flags ?? []),
     ];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
     return new AgentProcess(child, port, dir);
+  }
+
+  /** The private directory of this agent: its state dir and rescue files are under it. */
+  get directory(): string {
+    return this.dir;
   }
 
   get pid(): number | undefined {

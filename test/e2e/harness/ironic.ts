@@ -35,6 +35,8 @@ const API_VERSION = '1.82';
 export interface EnrollOptions {
   macs: string[];
   deployInterface?: 'direct' | 'custom-agent' | 'ramdisk' | 'fake';
+  /** `agent` lets Ironic rescue the node through the agent (rescue.finalize_rescue). */
+  rescueInterface?: 'agent' | 'no-rescue';
   name?: string;
   automatedClean?: boolean;
   fastTrack?: boolean;
@@ -156,6 +158,7 @@ export class Ironic {
       power_interface: 'fake',
       management_interface: 'fake',
       network_interface: 'noop',
+      ...(opts.rescueInterface ? { rescue_interface: opts.rescueInterface } : {}),
       ...(opts.name ? { name: opts.name } : {}),
       ...(opts.automatedClean === undefined ? {} : { automated_clean: opts.automatedClean }),
       properties: { cpu_arch: 'x86_64', local_gb: 10, vendor: 'lenovo', ...opts.properties },
@@ -185,9 +188,10 @@ export class Ironic {
   async provision(
     uuid: string,
     target: string,
-    opts: { wait?: string | null; timeoutSeconds?: number; cleanSteps?: unknown[]; deploySteps?: unknown[]; configdrive?: unknown } = {},
+    opts: { wait?: string | null; timeoutSeconds?: number; cleanSteps?: unknown[]; deploySteps?: unknown[]; configdrive?: unknown; rescuePassword?: string } = {},
   ): Promise<NodeView | undefined> {
     const body: Record<string, unknown> = { target };
+    if (opts.rescuePassword !== undefined) body.rescue_password = opts.rescuePassword;
     if (opts.configdrive !== undefined) body.configdrive = opts.configdrive;
     if (opts.cleanSteps) body.clean_steps = opts.cleanSteps;
     if (opts.deploySteps) body.deploy_steps = opts.deploySteps;
@@ -229,6 +233,8 @@ const STATE_AFTER: Record<string, string> = {
   deleted: 'available',
   active: 'active',
   rebuild: 'active',
+  rescue: 'rescue',
+  unrescue: 'active',
 };
 
 function ironicConf(dir: string, port: number, url: string, o: IronicOptions): string {
