@@ -28,6 +28,9 @@ PACKAGES=(
   libtss2-esys-3.0.2-0 libtss2-mu0 libtss2-rc0 libtss2-tctildr0 libtss2-tcti-swtpm0 libtss2-tcti-device0
   # issue 9: boot loaders (efibootmgr in the ramdisk; here its answers check the test double)
   efibootmgr
+  # issue 9: software RAID (mdadm --examine/--zero-superblock work here without the md driver;
+  # the host reads the arrays the ramdisk built under QEMU)
+  mdadm
 )
 
 log() { echo "setup: $*" >&2; }

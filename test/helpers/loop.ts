@@ -40,7 +40,13 @@ export class LoopDevice {
 
   /** Register the partition table's partitions with the kernel (BLKPG via partx). */
   scanPartitions(): void {
-    execFileSync('partx', ['-a', this.path], { stdio: 'ignore' });
+    try {
+      execFileSync('partx', ['-a', this.path], { stdio: 'ignore' });
+    } catch {
+      // -a fails when some partitions are registered already (a table re-read raced it);
+      // -u brings those in line with the table, and fails if the table cannot be read.
+      execFileSync('partx', ['-u', this.path], { stdio: 'ignore' });
+    }
   }
 
   async destroy(): Promise<void> {
