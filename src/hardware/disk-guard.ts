@@ -45,9 +45,11 @@ export class DiskGuard {
   /**
    * Resolves `device` and throws UnsafeDeviceError unless it may be written. Returns the
    * resolved path. `allowedVia`: devices whose allowance stands for this one when it is not on
-   * the allowlist itself (an md array is as allowed as all its member disks).
+   * the allowlist itself (an md array is as allowed as all its member disks). `heldBy`: holders
+   * the caller expects and writes beside, never over (the root md array on a disk that gets
+   * an ESP partition in its free space); any other holder still refuses.
    */
-  async check(device: string, opts: { allowedVia?: readonly string[] } = {}): Promise<string> {
+  async check(device: string, opts: { allowedVia?: readonly string[]; heldBy?: readonly string[] } = {}): Promise<string> {
     let resolved: string;
     try {
       resolved = await realpath(device);
@@ -68,8 +70,9 @@ export class DiskGuard {
     if (mount) throw unsafeDevice(device, `has a mounted filesystem (${mount})`);
     const swap = await this.findSwap(paths);
     if (swap) throw unsafeDevice(device, `is in use as swap (${swap})`);
+    const expected = new Set((opts.heldBy ?? []).map((h) => basename(h)));
     for (const node of nodes) {
-      const holders = await this.listDir(join(this.sys, 'class/block', node.kname, 'holders'));
+      const holders = (await this.listDir(join(this.sys, 'class/block', node.kname, 'holders'))).filter((h) => !expected.has(h));
       if (holders.length > 0) {
         throw unsafeDevice(device, `/dev/${node.kname} is held by ${holders.map((h) => `/dev/${h}`).join(', ')}`);
       }

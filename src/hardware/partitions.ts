@@ -35,6 +35,16 @@ export async function holdersOf(device: string, sysRoot = '/sys'): Promise<strin
   return (await readdir(join(sysRoot, 'class/block', basename(device), 'holders')).catch(() => [] as string[])).map((h) => `/dev/${h}`);
 }
 
+/** `/sys/class/block/<k>/slaves`: what an md or dm device is built on (its member partitions), by name. */
+export async function slavesOf(device: string, sysRoot = '/sys'): Promise<string[]> {
+  return (await readdir(join(sysRoot, 'class/block', basename(device), 'slaves')).catch(() => [] as string[])).sort().map((s) => `/dev/${s}`);
+}
+
+/** The kernel's number of a partition (`/sys/class/block/<k>/partition`), undefined for a whole disk. */
+export async function kernelPartitionNumber(device: string, sysRoot = '/sys'): Promise<number | undefined> {
+  return readNumber(join(sysRoot, 'class/block', basename(device), 'partition'));
+}
+
 /** The kernel's read-only flag; for a partition the flag of its disk also counts (IPA §11.1 step 3). */
 export async function isReadOnly(device: string, sysRoot = '/sys'): Promise<boolean> {
   const k = basename(device);
@@ -60,6 +70,8 @@ export interface TableEntry {
   /** GPT type GUID (upper case) or MBR type code (hex, e.g. `fb`). */
   type: string;
   uuid: string | null;
+  /** GPT partition name (`uefi-holder-0`); null on MBR or when unnamed. */
+  name: string | null;
 }
 
 export interface PartitionTable {
@@ -75,7 +87,7 @@ const SfdiskOutput = z.object({
     id: z.string().optional(),
     sectorsize: z.number().optional(),
     partitions: z
-      .array(z.looseObject({ node: z.string(), start: z.number(), size: z.number(), type: z.string(), uuid: z.string().optional() }))
+      .array(z.looseObject({ node: z.string(), start: z.number(), size: z.number(), type: z.string(), uuid: z.string().optional(), name: z.string().optional() }))
       .optional(),
   }),
 });
@@ -92,7 +104,7 @@ export function parseSfdiskJson(text: string): PartitionTable {
     label: t.label,
     id: t.id ?? null,
     sectorSize: t.sectorsize ?? 512,
-    partitions: (t.partitions ?? []).map((p) => ({ node: p.node, start: p.start, size: p.size, type: p.type, uuid: p.uuid ?? null })),
+    partitions: (t.partitions ?? []).map((p) => ({ node: p.node, start: p.start, size: p.size, type: p.type, uuid: p.uuid ?? null, name: p.name ?? null })),
   };
 }
 

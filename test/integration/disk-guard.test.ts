@@ -91,6 +91,9 @@ describe.skipIf(!canRun)('the disk guard refuses devices that are in use (loop d
     writeFileSync(join(proc, 'swaps'), 'Filename\tType\tSize\tUsed\tPriority\n');
     const guard = new DiskGuard({ allowDevices: [], sysRoot: sys, procRoot: proc });
     await expect(guard.check(disk.path)).rejects.toThrow(`/dev/${k}p1 is held by /dev/dm-0`);
+    // The RAID ESP path names the md array it writes beside; any other holder still refuses.
+    await expect(guard.check(disk.path, { heldBy: ['/dev/dm-0'] })).resolves.toBe(disk.path);
+    await expect(guard.check(disk.path, { heldBy: ['/dev/md0'] })).rejects.toThrow(`/dev/${k}p1 is held by /dev/dm-0`);
     rmSync(sys, { recursive: true });
     rmSync(proc, { recursive: true });
   });

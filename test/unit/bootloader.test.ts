@@ -271,14 +271,14 @@ describe('the removable-media loader for a ramdisk without NVRAM', () => {
 });
 
 describe('finding the ESP in the partition table (IPA find_efi_partition)', () => {
-  const gpt = (types: string[]) => ({ label: 'gpt', id: null, sectorSize: 512, partitions: types.map((type, i) => ({ node: `/dev/loop3p${i + 1}`, start: 2048, size: 2048, type, uuid: null })) });
+  const gpt = (types: string[]) => ({ label: 'gpt', id: null, sectorSize: 512, partitions: types.map((type, i) => ({ node: `/dev/loop3p${i + 1}`, start: 2048, size: 2048, type, uuid: null, name: null })) });
   test('gpt: the ESP type GUID (parted shows it as the esp/boot flags), the first one', () => {
     expect(espNumberFromTable('/dev/loop3', gpt(['21686148-6449-6E6F-744E-656564454649', ESP_TYPE_GUID, ESP_TYPE_GUID]))).toBe(2);
     expect(espNumberFromTable('/dev/loop3', gpt(['0FC63DAF-8483-4772-8E79-3D69D8477DE4']))).toBeUndefined();
     expect(espNumberFromTable('/dev/loop3', gpt([ESP_TYPE_GUID.toLowerCase()]))).toBe(1);
   });
   test('msdos: type 0xef; the boot (active) flag does not make an ESP', () => {
-    const dos = { label: 'dos', id: '0x1', sectorSize: 512, partitions: [{ node: '/dev/sda1', start: 2048, size: 1, type: '83', uuid: null }, { node: '/dev/sda2', start: 4096, size: 1, type: 'ef', uuid: null }] };
+    const dos = { label: 'dos', id: '0x1', sectorSize: 512, partitions: [{ node: '/dev/sda1', start: 2048, size: 1, type: '83', uuid: null, name: null }, { node: '/dev/sda2', start: 4096, size: 1, type: 'ef', uuid: null, name: null }] };
     expect(espNumberFromTable('/dev/sda', dos)).toBe(2);
     expect(espNumberFromTable('/dev/sda', { ...dos, partitions: dos.partitions.slice(0, 1) })).toBeUndefined();
   });

@@ -148,8 +148,8 @@ export function planRaid(input: {
   const taken = new Set(input.existingMd ?? []);
   let mdIndex = 0;
   maxLast(input.placed).forEach((ld) => {
-    while (taken.has(`/dev/md${mdIndex}`)) mdIndex++;
-    const md = `/dev/md${mdIndex}`;
+    const md = firstFreeMd(taken, mdIndex);
+    mdIndex = Number(md.slice('/dev/md'.length));
     const members: PlannedPartition[] = [];
     for (const disk of ld.devices) {
       const at = cursor[disk];
@@ -166,6 +166,16 @@ export function planRaid(input: {
     mdIndex++;
   });
   return { tableType: input.tableType, bootMode: input.bootMode, disks: [...input.disks], partitions, arrays };
+}
+
+/**
+ * The first `/dev/md<N>` from `from` on that is not taken (IPA's get_next_free_raid_device
+ * takes the lowest md name no block device has).
+ */
+export function firstFreeMd(taken: ReadonlySet<string>, from = 0): string {
+  let n = from;
+  while (taken.has(`/dev/md${n}`)) n++;
+  return `/dev/md${n}`;
 }
 
 /** The number of a partition from its kernel name (`sda2`, `nvme0n1p2`, `loop0p2`); undefined for a whole disk name. */
