@@ -9,15 +9,23 @@ import { probeDevice } from '../hardware/blkid.ts';
 import { deviceSize } from '../hardware/partitions.ts';
 import { runCommandBytes, ToolError, type RunCommandBytes } from '../run.ts';
 import { mountable } from '../steps/inject-files/partitions.ts';
-import { Efibootmgr } from './efibootmgr.ts';
+import { Efibootmgr, type BootRecord } from './efibootmgr.ts';
 import { findEsp, findPartitionByUuid, noEsp, noPartitionWithUuid, rescanPartitions, type DiskPartition } from './esp.ts';
 import { listEsp, readEspFile, writeEspFiles } from './esp-files.ts';
 import { basename, dirname, efiArchOf, efiPath, fallbackLoaderPath, findEfiBootloaders, findEntry, parseBootCsv, planFallbackLoader, type EspEntry } from './loaders.ts';
+import { copyEsp, createEspRaid, espRaidMembers, findEspRaid, isMdDevice, raidHolderDisks } from './raid-esp.ts';
 import { appendEspToFstab, stageEfiAssets } from './root-assets.ts';
+
+/** What the disk guard needs besides the device: for an md device, its holder disks. */
+interface GuardOptions {
+  allowedVia?: readonly string[];
+}
 
 export interface BootloaderOptions {
   /** sysfs, where the kernel's partitions and their sizes are read. */
   sysRoot?: string;
+  /** procfs, where /proc/mdstat lists the md arrays (the ESP RAID). */
+  procRoot?: string;
   /** The efibootmgr binary (tests: the double). */
   efibootmgr?: string;
   /** Node's process.arch naming; decides BOOTX64.EFI or BOOTAA64.EFI. */
@@ -51,8 +59,8 @@ interface EspState {
  * touches the disk and again before the ESP is written (the root was mounted in between).
  * Undefined only when `required` is false and the disk has no ESP.
  */
-async function prepareEsp(ctx: AgentContext, device: string, p: InstallBootloaderParams, opts: BootloaderOptions, required: boolean): Promise<EspState | undefined> {
-  const disk = await ctx.diskGuard.check(device);
+async function prepareEsp(ctx: AgentContext, device: string, p: InstallBootloaderParams, opts: BootloaderOptions, required: boolean, guard: GuardOptions = {}): Promise<EspState | undefined> {
+  const disk = await ctx.diskGuard.check(device, guard);
   await rescanPartitions(ctx.run, disk);
   const esp = await findEsp(ctx.run, disk, p.efi_system_part_uuid, opts.sysRoot);
   if (!esp) {
@@ -63,7 +71,7 @@ async function prepareEsp(ctx: AgentContext, device: string, p: InstallBootloade
   let loaders = findEfiBootloaders(entries);
   const state: EspState = { disk, esp, entries, loaders };
   if (loaders.length === 0 && namesPartition(p.root_uuid)) {
-    const from = await preserveEfiAssets(ctx, disk, esp, entries, p.root_uuid, opts);
+    const from = await preserveEfiAssets(ctx, disk, esp, entries, p.root_uuid, opts, guard);
     if (from) {
       entries = await listEsp(ctx.run, esp.path);
       loaders = findEfiBootloaders(entries);
@@ -79,7 +87,7 @@ async function prepareEsp(ctx: AgentContext, device: string, p: InstallBootloade
  * Copying files runs no tenant code, so it is done here, and without IPA's grub-mkconfig run
  * in the image. Files the ESP has already are left as they are.
  */
-async function preserveEfiAssets(ctx: AgentContext, disk: string, esp: DiskPartition, entries: EspEntry[], rootUuid: string, opts: BootloaderOptions): Promise<EspState['preservedFrom']> {
+async function preserveEfiAssets(ctx: AgentContext, disk: string, esp: DiskPartition, entries: EspEntry[], rootUuid: string, opts: BootloaderOptions, guard: GuardOptions): Promise<EspState['preservedFrom']> {
   const root = await findPartitionByUuid(ctx.run, disk, rootUuid, opts.sysRoot);
   if (!root) throw noPartitionWithUuid(rootUuid, disk);
   const fstype = root.probe.TYPE;
@@ -94,7 +102,7 @@ async function preserveEfiAssets(ctx: AgentContext, disk: string, esp: DiskParti
       ctx.log.info({ partition: root.path }, 'the image has no /boot/efi/EFI assets to preserve');
       return undefined;
     }
-    await ctx.diskGuard.check(disk);
+    await ctx.diskGuard.check(disk, guard);
     const writes = staged.files.filter((f) => !findEntry(entries, f.to)).map((f) => ({ from: f.local, to: f.to }));
     await writeEspFiles(ctx.run, esp.path, entries, writes);
     ctx.log.info({ esp: esp.path, from: root.path, files: writes.map((w) => w.to), bytes: staged.bytes }, `Files preserved to ${esp.path} from /boot/efi/EFI of ${root.path}`);
@@ -132,6 +140,39 @@ async function csvLoader(ctx: AgentContext, state: EspState, csv: string): Promi
 
 const isCsv = (path: string) => basename(path).toLowerCase().endsWith('.csv');
 
+/** A loader to register and its label: `ironic<N>` by search order, or the label its BOOT.CSV gives. */
+interface BootEntry {
+  path: string;
+  label: string;
+}
+
+/** IPA's _run_efibootmgr labels: N counts every loader found, CSVs included. */
+async function bootEntries(ctx: AgentContext, state: EspState): Promise<BootEntry[]> {
+  const entries: BootEntry[] = [];
+  for (const [i, loader] of state.loaders.entries()) {
+    entries.push(isCsv(loader) ? await csvLoader(ctx, state, loader) : { path: loader, label: `ironic${i + 1}` });
+  }
+  return entries;
+}
+
+/**
+ * One NVRAM entry per loader on partition `partNumber` of `disk`, each after the entries with
+ * the same label are removed (`records` is read once, before the first change). `suffix`
+ * makes the labels of each ESP RAID member unique (IPA's "(RAID, part<i>)").
+ */
+async function registerLoaders(ctx: AgentContext, efibootmgr: Efibootmgr, records: readonly BootRecord[], disk: string, partNumber: number, entries: readonly BootEntry[], suffix = ''): Promise<void> {
+  for (const entry of entries) {
+    const label = `${entry.label}${suffix}`;
+    for (const record of records) {
+      if (record.label !== label) continue;
+      ctx.log.debug({ bootNum: record.number }, 'Found bootnum matching label');
+      await efibootmgr.remove(record.number);
+    }
+    ctx.log.info({ path: efiPath(entry.path), part: partNumber, dev: disk, label }, `Adding loader ${efiPath(entry.path)} on partition ${partNumber} of device ${disk} with label ${label}`);
+    await efibootmgr.create(disk, partNumber, label, efiPath(entry.path));
+  }
+}
+
 /** Tool failures become IPA's CommandExecutionError with its wording; agent errors pass. */
 function uefiFailure(disk: string, err: unknown): unknown {
   if (err instanceof AgentError) return err;
@@ -158,34 +199,62 @@ export async function setupUefiBoot(ctx: CommandContext, device: string, p: Inst
     }
     throw err;
   }
-  if (/^\/dev\/md/.test(device)) throw commandExecution(`${device} is a software RAID device; UEFI boot entries for software RAID are not supported by ironic-node-agent`);
   let disk = device;
   try {
+    if (isMdDevice(device)) return await setupUefiBootOnRaid(ctx, efibootmgr, device, p, opts);
     const state = (await prepareEsp(ctx, device, p, opts, true))!;
     disk = state.disk;
     if (state.loaders.length === 0) {
       ctx.log.warn({ esp: state.esp.path }, 'Empty EFI partition detected.');
       return false;
     }
-    const records = await efibootmgr.records();
-    let labelId = 1;
-    for (const loader of state.loaders) {
-      const { path, label } = isCsv(loader) ? await csvLoader(ctx, state, loader) : { path: loader, label: `ironic${labelId}` };
-      for (const record of records) {
-        if (record.label !== label) continue;
-        ctx.log.debug({ bootNum: record.number }, 'Found bootnum matching label');
-        await efibootmgr.remove(record.number);
-      }
-      ctx.log.info({ path: efiPath(path), part: state.esp.number, dev: state.disk, label }, `Adding loader ${efiPath(path)} on partition ${state.esp.number} of device ${state.disk} with label ${label}`);
-      await efibootmgr.create(state.disk, state.esp.number, label, efiPath(path));
-      labelId++;
-    }
+    await registerLoaders(ctx, efibootmgr, await efibootmgr.records(), state.disk, state.esp.number, await bootEntries(ctx, state));
     await addFstabEntry(ctx, state, p);
     await sync(ctx);
     return true;
   } catch (err) {
     throw uefiFailure(disk, err);
   }
+}
+
+/**
+ * UEFI on a software RAID root (IPA's manage_uefi for an md device): the loaders are found on
+ * the image's ESP inside the array, that ESP moves onto an ESP RAID across the holder disks
+ * (made now, or the one an earlier deployment left) and is wiped in the image so only one ESP
+ * exists, and every member of the ESP RAID gets its own entries. An image without an ESP
+ * gets an empty ESP RAID and no entries (false, as for an empty ESP: IPA then tries grub).
+ */
+async function setupUefiBootOnRaid(ctx: CommandContext, efibootmgr: Efibootmgr, md: string, p: InstallBootloaderParams, opts: BootloaderOptions): Promise<boolean> {
+  const holders = await raidHolderDisks(md, opts.sysRoot);
+  const guard = { allowedVia: holders };
+  const state = await prepareEsp(ctx, md, p, opts, false, guard);
+  if (state && state.loaders.length === 0) {
+    ctx.log.warn({ esp: state.esp.path }, 'Empty EFI partition detected.');
+    return false;
+  }
+  // Read before the image's ESP is wiped: a BOOT.CSV is read from it.
+  const entries = state ? await bootEntries(ctx, state) : [];
+  const existing = await findEspRaid(ctx, opts.procRoot);
+  if (existing) ctx.log.info({ md: existing }, `reusing the ESP RAID ${existing}`);
+  const espMd = existing ?? (await createEspRaid(ctx, md, holders, opts));
+  await ctx.diskGuard.check(espMd, guard);
+  if (!state) {
+    ctx.log.info({ md: espMd }, `the image on ${md} has no ESP: formatting ${espMd} as an empty one`);
+    await ctx.run('mkfs.vfat', ['-n', 'efi-part', espMd]);
+    await sync(ctx);
+    ctx.log.warn({ esp: espMd }, 'Empty EFI partition detected.');
+    return false;
+  }
+  await copyEsp(ctx, state.esp.path, espMd, opts.sysRoot);
+  await ctx.diskGuard.check(state.esp.path, guard);
+  ctx.log.info({ esp: state.esp.path }, `Erasing EFI partition ${state.esp.path}`);
+  await ctx.run('wipefs', ['-a', state.esp.path]);
+  const records = await efibootmgr.records();
+  for (const [i, member] of (await espRaidMembers(espMd, opts.sysRoot)).entries()) {
+    await registerLoaders(ctx, efibootmgr, records, member.path, member.number, entries, ` (RAID, part${i})`);
+  }
+  await sync(ctx);
+  return true;
 }
 
 /**

@@ -26,10 +26,11 @@ describe('blkid, wipefs and sfdisk outputs', () => {
     expect(() => parseWipefsJson('{"x":1}')).toThrow(/unexpected wipefs output/);
   });
   test('sfdisk --json: GPT and MBR tables', () => {
-    const gpt = parseSfdiskJson('{"partitiontable":{"label":"gpt","id":"C141","device":"/dev/sda","unit":"sectors","sectorsize":512,"partitions":[{"node":"/dev/sda1","start":2048,"size":16384,"type":"37AFFC90-EF7D-4E96-91C3-2D7AE055B174","uuid":"72B1"}]}}');
-    expect(gpt.partitions[0]).toEqual({ node: '/dev/sda1', start: 2048, size: 16384, type: '37AFFC90-EF7D-4E96-91C3-2D7AE055B174', uuid: '72B1' });
+    const gpt = parseSfdiskJson('{"partitiontable":{"label":"gpt","id":"C141","device":"/dev/sda","unit":"sectors","sectorsize":512,"partitions":[{"node":"/dev/sda1","start":2048,"size":16384,"type":"37AFFC90-EF7D-4E96-91C3-2D7AE055B174","uuid":"72B1","name":"uefi-holder-0"}]}}');
+    expect(gpt.partitions[0]).toEqual({ node: '/dev/sda1', start: 2048, size: 16384, type: '37AFFC90-EF7D-4E96-91C3-2D7AE055B174', uuid: '72B1', name: 'uefi-holder-0' });
     const dos = parseSfdiskJson('{"partitiontable":{"label":"dos","id":"0x1234","device":"/dev/sdb","unit":"sectors","partitions":[{"node":"/dev/sdb1","start":2048,"size":8192,"type":"fb"}]}}');
     expect(dos.partitions[0]?.type).toBe('fb');
+    expect(dos.partitions[0]?.name).toBeNull();
   });
 });
 
