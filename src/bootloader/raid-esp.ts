@@ -92,6 +92,8 @@ export async function createEspRaid(ctx: AgentContext, rootMd: string, holders: 
   for (const [index, holder] of holders.entries()) {
     await ctx.diskGuard.check(holder, { heldBy: [rootMd] });
     const before = new Set((await readPartitionTable(ctx.run, holder))?.partitions.map((p) => p.node) ?? []);
+    // -F: the aligned start of the largest free block; the gap in front of the members when
+    // a MAX volume fills the rest of the disk (IPA uses the same call).
     const first = parseFirstUsableSector(await ctx.run('sgdisk', ['-F', holder]));
     ctx.log.info({ holder, start: first, name: espPartitionName(index) }, `creating an ESP partition on ${holder} for the software RAID ESP`);
     await ctx.run('sgdisk', sgdiskEspArgs(holder, first, index));
