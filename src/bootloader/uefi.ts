@@ -227,6 +227,19 @@ export async function setupUefiBoot(ctx: CommandContext, device: string, p: Inst
 async function setupUefiBootOnRaid(ctx: CommandContext, efibootmgr: Efibootmgr, md: string, p: InstallBootloaderParams, opts: BootloaderOptions): Promise<boolean> {
   const holders = await raidHolderDisks(md, opts.sysRoot);
   const guard = { allowedVia: holders };
+  const existing = await findEspRaid(ctx, opts.procRoot);
+  if (existing && (await imageEspMoved(ctx, md, p, opts, guard))) {
+    // A second install_bootloader: the loaders are on the ESP RAID now; register them again.
+    ctx.log.info({ md: existing }, `the image's ESP on ${md} was moved to the ESP RAID ${existing} before; registering its loaders`);
+    const entries = await listEsp(ctx.run, existing);
+    const state: EspState = { disk: existing, esp: { path: existing, number: 0 }, entries, loaders: findEfiBootloaders(entries) };
+    if (state.loaders.length === 0) {
+      ctx.log.warn({ esp: existing }, 'Empty EFI partition detected.');
+      return false;
+    }
+    await registerOnMembers(ctx, efibootmgr, existing, await bootEntries(ctx, state), opts);
+    return true;
+  }
   const state = await prepareEsp(ctx, md, p, opts, false, guard);
   if (state && state.loaders.length === 0) {
     ctx.log.warn({ esp: state.esp.path }, 'Empty EFI partition detected.');
@@ -234,7 +247,6 @@ async function setupUefiBootOnRaid(ctx: CommandContext, efibootmgr: Efibootmgr, 
   }
   // Read before the image's ESP is wiped: a BOOT.CSV is read from it.
   const entries = state ? await bootEntries(ctx, state) : [];
-  const existing = await findEspRaid(ctx, opts.procRoot);
   if (existing) ctx.log.info({ md: existing }, `reusing the ESP RAID ${existing}`);
   const espMd = existing ?? (await createEspRaid(ctx, md, holders, opts));
   await ctx.diskGuard.check(espMd, guard);
@@ -249,12 +261,28 @@ async function setupUefiBootOnRaid(ctx: CommandContext, efibootmgr: Efibootmgr, 
   await ctx.diskGuard.check(state.esp.path, guard);
   ctx.log.info({ esp: state.esp.path }, `Erasing EFI partition ${state.esp.path}`);
   await ctx.run('wipefs', ['-a', state.esp.path]);
+  await registerOnMembers(ctx, efibootmgr, espMd, entries, opts);
+  return true;
+}
+
+/** The entries on every member of the ESP RAID, labelled `<label> (RAID, part<i>)` (IPA). */
+async function registerOnMembers(ctx: CommandContext, efibootmgr: Efibootmgr, espMd: string, entries: readonly BootEntry[], opts: BootloaderOptions): Promise<void> {
   const records = await efibootmgr.records();
   for (const [i, member] of (await espRaidMembers(espMd, opts.sysRoot)).entries()) {
     await registerLoaders(ctx, efibootmgr, records, member.path, member.number, entries, ` (RAID, part${i})`);
   }
   await sync(ctx);
-  return true;
+}
+
+/**
+ * Whether an earlier install_bootloader moved the image's ESP away: the partition table of
+ * the image still has the ESP, but `wipefs -a` left no filesystem on it.
+ */
+async function imageEspMoved(ctx: CommandContext, md: string, p: InstallBootloaderParams, opts: BootloaderOptions, guard: GuardOptions): Promise<boolean> {
+  await ctx.diskGuard.check(md, guard);
+  await rescanPartitions(ctx.run, md);
+  const esp = await findEsp(ctx.run, md, p.efi_system_part_uuid, opts.sysRoot).catch(() => undefined);
+  return esp !== undefined && (await probeDevice(ctx.run, esp.path)).TYPE === undefined;
 }
 
 /**

@@ -56,6 +56,7 @@ class FakeMachine {
         { node: '/dev/md0p1', start: 2048, size: 100 * 2048, type: ESP_GUID },
         { node: '/dev/md0p2', start: 206848, size: 1024 * 2048, type: '0FC63DAF-8483-4772-8E79-3D69D8477DE4' },
       ]);
+      this.fsType.set('/dev/md0p1', 'vfat');
     } else {
       this.node('devices/virtual/block/md0/md0p1', 'md0p1', { size: 1024 * MIB, partition: 1 });
       this.tables.set('/dev/md0', [{ node: '/dev/md0p1', start: 2048, size: 1024 * 2048, type: '0FC63DAF-8483-4772-8E79-3D69D8477DE4' }]);
@@ -258,6 +259,19 @@ describe('install_bootloader, UEFI, software RAID root', () => {
       ['cp', '/dev/md0p1', '/dev/md1'],
       ['wipefs', '-a', '/dev/md0p1'],
     ]);
+    expect(m.efi.filter((a) => a[1] === '-c').map((a) => [a[3], a[5], a[8]])).toEqual([
+      ['/dev/sda', '2', 'ironic1 (RAID, part0)'],
+      ['/dev/sdb', '2', 'ironic1 (RAID, part1)'],
+    ]);
+  });
+
+  test('a second install_bootloader (the image ESP wiped, the ESP RAID there): the loaders are read from the ESP RAID and registered again, nothing written', async () => {
+    const m = fake({ imageEsp: true });
+    m.addEspRaid();
+    m.fsType.delete('/dev/md0p1');
+    await expect(m.install()).resolves.toBe(true);
+    expect(m.writes()).toEqual([]);
+    expect(m.calls.filter((c) => c[0] === 'mdir').map((c) => c[2])).toEqual(['/dev/md1']);
     expect(m.efi.filter((a) => a[1] === '-c').map((a) => [a[3], a[5], a[8]])).toEqual([
       ['/dev/sda', '2', 'ironic1 (RAID, part0)'],
       ['/dev/sdb', '2', 'ironic1 (RAID, part1)'],
