@@ -84,13 +84,15 @@ async function newPartitionNamed(ctx: AgentContext, holder: string, name: string
 
 /**
  * The ESP partitions on every holder, then the md RAID-1 over them. Each holder passes the
- * disk guard with the root array as its one expected holder: sgdisk only adds a partition in
- * the free space in front of the root array's member.
+ * disk guard with the running md arrays as expected holders (the root array and, on the same
+ * disks, the other volumes create_configuration made): sgdisk only adds a partition in free
+ * space, beside their members. A mount, swap or any other holder still refuses.
  */
-export async function createEspRaid(ctx: AgentContext, rootMd: string, holders: readonly string[], opts: { sysRoot?: string; procRoot?: string }): Promise<string> {
+export async function createEspRaid(ctx: AgentContext, holders: readonly string[], opts: { sysRoot?: string; procRoot?: string }): Promise<string> {
   const partitions: string[] = [];
+  const arrays = (await mdArrays(opts.procRoot)).map((a) => a.device);
   for (const [index, holder] of holders.entries()) {
-    await ctx.diskGuard.check(holder, { heldBy: [rootMd] });
+    await ctx.diskGuard.check(holder, { heldBy: arrays });
     const before = new Set((await readPartitionTable(ctx.run, holder))?.partitions.map((p) => p.node) ?? []);
     // -F: the aligned start of the largest free block; the gap in front of the members when
     // a MAX volume fills the rest of the disk (IPA uses the same call).

@@ -248,7 +248,7 @@ async function setupUefiBootOnRaid(ctx: CommandContext, efibootmgr: Efibootmgr, 
   // Read before the image's ESP is wiped: a BOOT.CSV is read from it.
   const entries = state ? await bootEntries(ctx, state) : [];
   if (existing) ctx.log.info({ md: existing }, `reusing the ESP RAID ${existing}`);
-  const espMd = existing ?? (await createEspRaid(ctx, md, holders, opts));
+  const espMd = existing ?? (await createEspRaid(ctx, holders, opts));
   await ctx.diskGuard.check(espMd, guard);
   if (!state) {
     ctx.log.info({ md: espMd }, `the image on ${md} has no ESP: formatting ${espMd} as an empty one`);

@@ -236,14 +236,17 @@ describe('install_bootloader, UEFI, software RAID root', () => {
     expect(order.indexOf('mcopy')).toBeLessThan(order.indexOf('wipefs'));
   });
 
-  test('every write is behind the disk guard: holders expecting the root array, md devices allowed via the holders', async () => {
+  test('every write is behind the disk guard: holders expecting the running md arrays, md devices allowed via the holders', async () => {
     const m = fake({ imageEsp: true });
+    // The MAX volume of IPA's example layout, on the same disks.
+    m.mdstat = m.mdstat.replace('\nunused', 'md5 : active raid0 sdb3[1] sda3[0]\n\nunused');
+    m.writeMdstat();
     await m.install();
     const via = { allowedVia: ['/dev/sda', '/dev/sdb'] };
     expect(m.guarded).toEqual([
       { device: '/dev/md0', opts: via },
-      { device: '/dev/sda', opts: { heldBy: ['/dev/md0'] } },
-      { device: '/dev/sdb', opts: { heldBy: ['/dev/md0'] } },
+      { device: '/dev/sda', opts: { heldBy: ['/dev/md0', '/dev/md5'] } },
+      { device: '/dev/sdb', opts: { heldBy: ['/dev/md0', '/dev/md5'] } },
       { device: '/dev/sda2', opts: {} },
       { device: '/dev/sdb2', opts: {} },
       { device: '/dev/md1', opts: via },
