@@ -5,7 +5,7 @@ import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { bundleAgent } from '../image-build/bundle.ts';
+import { AGENT_NODE_FLAGS, bundleAgent } from '../image-build/bundle.ts';
 import { freePort } from './startup.ts';
 
 const run = promisify(execFile);
@@ -100,7 +100,7 @@ print(h.hexdigest())
 `;
 
 /**
- * The agent as the ramdisk runs it (the bundled file, standalone), driven over its API:
+ * The agent as the ramdisk runs it (the bundled file, standalone, its Node flags), driven over its API:
  * standby.prepare_image, polled until it ends. Its peak RSS is the kernel's VmHWM.
  */
 class BenchAgent {
@@ -118,7 +118,7 @@ class BenchAgent {
     await writeFile(cmdline, 'ipa-image-download-connection-retries=0\n');
     const child = spawn(
       process.execPath,
-      [bundle, 'agent', '--cmdline-file', cmdline, '--listen-host', '127.0.0.1', '--listen-port', String(port), '--allow-device', device, '--simulate-power'],
+      [...AGENT_NODE_FLAGS, bundle, 'agent', '--cmdline-file', cmdline, '--listen-host', '127.0.0.1', '--listen-port', String(port), '--allow-device', device, '--simulate-power'],
       { stdio: ['ignore', 'ignore', 'inherit'] },
     );
     const agent = new BenchAgent(child, `http://127.0.0.1:${port}`);
