@@ -5,6 +5,14 @@ import { fileURLToPath } from 'node:url';
 const ENTRY = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 
 /**
+ * Node flags the ramdisk runs the bundle with (and the bench, to measure the same agent).
+ * A 1 MiB semi-space: the image data path allocates only small short-lived objects per chunk,
+ * and V8 otherwise grows the young generation to 16 MiB under that allocation rate; measured
+ * writing a 2 GiB image, peak RSS 14-15 MiB lower and no throughput lost.
+ */
+export const AGENT_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
+
+/**
  * The agent as one ES module file for the ramdisk: no node_modules, no type stripping at
  * start. Deterministic for the same sources and dependency versions.
  */

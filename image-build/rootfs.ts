@@ -1,6 +1,7 @@
 import { chmod, copyFile, cp, lstat, mkdir, readdir, readlink, stat, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AGENT_NODE_FLAGS } from './bundle.ts';
 import type { Feature } from './contents.ts';
 import { BuildError } from './errors.ts';
 import { exec } from './exec.ts';
@@ -109,7 +110,7 @@ export async function assembleRootfs(i: RootfsInputs): Promise<void> {
   await copyFile(i.node, join(rootfs, 'usr/bin/node'));
   await chmod(join(rootfs, 'usr/bin/node'), 0o755);
   await copyFile(i.agentBundle, join(rootfs, AGENT_DIR, 'agent.mjs'));
-  await writeExecutable(rootfs, 'usr/bin/ironic-node-agent', `#!/bin/sh\nexec /usr/bin/node /${AGENT_DIR}/agent.mjs "$@"\n`);
+  await writeExecutable(rootfs, 'usr/bin/ironic-node-agent', `#!/bin/sh\nexec /usr/bin/node ${AGENT_NODE_FLAGS.join(' ')} /${AGENT_DIR}/agent.mjs "$@"\n`);
 
   await copyFile(join(RAMDISK_FILES, 'init'), join(rootfs, 'init'));
   await copyFile(join(RAMDISK_FILES, 'etc/inittab'), join(rootfs, 'etc/inittab'));

@@ -2,16 +2,21 @@ import { constants, type promises as fsp } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Logger } from '../log.ts';
 import type { RunCommand } from '../run.ts';
-import { alignedSharedMemory } from './aligned-memory.ts';
+import { sinkMemoryPool, type AlignedLease } from './aligned-memory.ts';
 import { punchHole, type BlockDeviceInfo } from './block-device.ts';
 import { SharedMemoryHasher } from './hasher.ts';
 
 export const MiB = 1 << 20;
 /** The first and the last MiB of an image are held back until every checksum matched (DESIGN.md). */
 export const HELD_BYTES = MiB;
-/** O_DIRECT buffers: large and page aligned (spec/packages.md: 4 MiB, a few in flight). */
+/**
+ * O_DIRECT buffers: large and page aligned (spec/packages.md: 4 MiB, a few in flight). Three:
+ * one filling, one waiting for the next (the lagging one, see slotFull()), one being hashed
+ * and written. Measured on the bench's 2 GiB writes (raw, zstd, gzip, alternating runs), five
+ * were no faster within the noise of this shared machine and cost 8 MiB more peak RSS.
+ */
 const SLOT_BYTES = 4 * MiB;
-const DEFAULT_SLOTS = 5;
+const DEFAULT_SLOTS = 3;
 const ALIGN = 4096;
 /**
  * Zero-skip: all-zero buffers are held back as a run; a run this long is zeroed by the
@@ -126,12 +131,17 @@ export class BlockSink {
   private zeroRun: [number, number] | undefined;
   private skippedBytes = 0;
   private readonly zeroes: Buffer;
+  /** The zeroes view lies in reused memory: zero-filled the first time it is needed. */
+  private zeroesFilled = false;
   private readonly memory: SharedArrayBuffer;
+  private readonly lease: AlignedLease;
   private changed: (() => void)[] = [];
   private inPlace = 0;
   private closed = false;
 
-  private constructor(opts: BlockSinkOptions, handle: fsp.FileHandle, memory: SharedArrayBuffer) {
+  private constructor(opts: BlockSinkOptions, handle: fsp.FileHandle, lease: AlignedLease) {
+    const memory = lease.memory;
+    this.lease = lease;
     this.opts = opts;
     this.device = opts.device;
     this.base = opts.baseOffset ?? 0;
@@ -173,7 +183,6 @@ export class BlockSink {
     }
     await opts.guard();
     const count = opts.slots ?? DEFAULT_SLOTS;
-    const memory = alignedSharedMemory(count * SLOT_BYTES + 2 * HELD_BYTES + 2 * ALIGN + ZERO_WRITE);
     let handle: fsp.FileHandle;
     try {
       // O_EXCL on a block device: fails if it is mounted or claimed while we write.
@@ -182,7 +191,8 @@ export class BlockSink {
       const e = err as NodeJS.ErrnoException;
       throw new DeviceWriteError(`cannot open ${opts.device.path} for writing: ${e.message}`, e.code);
     }
-    const sink = new BlockSink(opts, handle, memory);
+    const lease = sinkMemoryPool.acquire(count * SLOT_BYTES + 2 * HELD_BYTES + 2 * ALIGN + ZERO_WRITE);
+    const sink = new BlockSink(opts, handle, lease);
     try {
       if (sink.ownsTables) await sink.zeroPartitionTables();
     } catch (err) {
@@ -307,8 +317,9 @@ export class BlockSink {
     if (this.closed) return;
     this.closed = true;
     await Promise.allSettled(this.slots.map((s) => s.busy));
-    this.hasher?.close();
+    await this.hasher?.close();
     await this.handle.close().catch(() => undefined);
+    this.lease.release();
   }
 
   private async zeroPartitionTables(): Promise<void> {
@@ -412,6 +423,10 @@ export class BlockSink {
       }
       this.zeroSkip = false;
       this.opts.log.info({ device: this.device.path }, 'the device cannot zero ranges without writing: writing every block');
+    }
+    if (!this.zeroesFilled) {
+      this.zeroes.fill(0);
+      this.zeroesFilled = true;
     }
     for (let at = from; at < to; at += ZERO_WRITE) {
       await this.writeAll(this.zeroes, 0, Math.min(ZERO_WRITE, to - at), this.base + at);

@@ -96,9 +96,10 @@ export class SharedMemoryHasher implements Hasher {
     return (await this.call({ op: 'digest' }))!;
   }
 
-  close(): void {
+  /** Stops the worker; resolves once it no longer reads the memory. */
+  async close(): Promise<void> {
     this.failure ??= new Error('hasher closed');
-    void this.worker.terminate();
+    await this.worker.terminate();
   }
 
   private call(message: Record<string, unknown>): Promise<string | undefined> {

@@ -5,7 +5,7 @@ import type { RunCommand } from '../run.ts';
 import { blockDeviceInfo, type BlockDeviceInfo } from './block-device.ts';
 import { DeviceWriteError, ImageTooLargeError } from './block-sink.ts';
 import type { ExpectedChecksum } from './checksum.ts';
-import { DecodeError, decode } from './decode.ts';
+import { DecodeError, decode, type DecodedStream } from './decode.ts';
 import {
   ImageError,
   RestartTransfer,
@@ -121,10 +121,11 @@ async function attemptWrite(opts: WriteImageOptions): Promise<Omit<WriteImageRes
     let receivedHasher: InlineHasher | undefined;
     let declaredSize: number | undefined;
     let image = raw;
+    let decoded: DecodedStream | undefined;
     if (compression !== 'none') {
       const hasher = new InlineHasher(opts.expected.algorithm);
       receivedHasher = hasher;
-      const decoded = decode(tap(raw.stream, (c) => hasher.update(c)), compression, { onDeclaredSize: (n) => (declaredSize = n) });
+      decoded = decode(tap(raw.stream, (c) => hasher.update(c)), compression, { onDeclaredSize: (n) => (declaredSize = n) });
       image = await peek(decoded, SNIFF_BYTES);
     }
     const format = detectDiskFormat(image.head);
@@ -151,8 +152,10 @@ async function attemptWrite(opts: WriteImageOptions): Promise<Omit<WriteImageRes
         throw new ImageTooLargeError(`the image (at least ${expectedSize} bytes) is larger than the space on ${device.path} (${target.size} bytes)`);
       }
       writer = await RawWriter.open(ctx, compression === 'none' ? expectedSize : undefined);
-      // The received bytes are the image: the source may put them where the sink wants them.
+      // The received bytes are the image: the source may put them where the sink wants them;
+      // else the decoder may put the image there.
       if (compression === 'none' && writer.memory) source.readInto?.(writer.memory);
+      if (decoded && writer.memory) decoded.decodeInto(writer.memory);
     }
     try {
       for await (const chunk of image.stream) {

@@ -13,9 +13,10 @@ async function* chunks(data: Buffer, size = 64 * 1024): AsyncIterable<Buffer> {
   for (let at = 0; at < data.length; at += size) yield data.subarray(at, at + size);
 }
 
+/** Chunks are borrowed (source.ts): valid until the next read, so they are copied. */
 async function collect(stream: AsyncIterable<Buffer>): Promise<Buffer> {
   const parts: Buffer[] = [];
-  for await (const c of stream) parts.push(c);
+  for await (const c of stream) parts.push(Buffer.from(c));
   return Buffer.concat(parts);
 }
 
