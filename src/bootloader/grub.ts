@@ -58,6 +58,11 @@ export async function installGrub(ctx: CommandContext, device: string, p: Instal
     );
   }
   if (!p.root_uuid) throw commandExecution('a root_uuid is needed to install grub');
+  // IPA puts BIOS boot partitions on the holder disks and grub on each of them; grub-install
+  // for the md device itself would leave no disk bootable, so refuse before touching any.
+  if (/^\/dev\/md/.test(device)) {
+    throw commandExecution(`${device} is a software RAID device; ironic-node-agent does not install grub for BIOS boot on software RAID (UEFI is supported)`);
+  }
   const disk = await ctx.diskGuard.check(device);
   await rescanPartitions(ctx.run, disk);
   const root = await findPartitionByUuid(ctx.run, disk, p.root_uuid, opts.sysRoot);
