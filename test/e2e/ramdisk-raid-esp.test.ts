@@ -11,7 +11,7 @@ import { digests, type TestImage } from '../helpers/disk-images.ts';
 import { prerequisite } from '../helpers/env.ts';
 import { ImageServer } from '../helpers/image-server.ts';
 import { freePort } from '../helpers/ports.ts';
-import { OVMF_VARS, RamdiskVm } from './harness/qemu.ts';
+import { OVMF_VARS, RamdiskVm, sparseDiskImages } from './harness/qemu.ts';
 import { buildTestRamdisk, canBuildRamdisk } from './harness/ramdisk-image.ts';
 
 const haveQemu = prerequisite('QEMU (apt-get install qemu-system-x86)', RamdiskVm.available());
@@ -71,12 +71,7 @@ describe.skipIf(!haveQemu || !haveBuild || !haveTools)('UEFI boot entries on a s
     images = new ImageServer();
     await images.start();
     images.serve('/wd.img', { path: wd.path });
-    for (const name of ['a', 'b']) {
-      const path = join(dir, `${name}.img`);
-      await writeFile(path, '');
-      await truncate(path, 5 * GiB);
-      disks.push(path);
-    }
+    disks.push(...(await sparseDiskImages(dir, ['a', 'b'], 5 * GiB)));
     vars = join(dir, 'vars.fd');
     await copyFile(OVMF_VARS, vars);
     const port = await freePort();

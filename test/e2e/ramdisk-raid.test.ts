@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -7,7 +7,7 @@ import { request } from 'undici';
 import type { BuildResult } from '../../image-build/pipeline.ts';
 import { prerequisite } from '../helpers/env.ts';
 import { freePort } from '../helpers/ports.ts';
-import { RamdiskVm } from './harness/qemu.ts';
+import { RamdiskVm, sparseDiskImages } from './harness/qemu.ts';
 import { buildTestRamdisk, canBuildRamdisk } from './harness/ramdisk-image.ts';
 
 const haveQemu = prerequisite('QEMU (apt-get install qemu-system-x86)', RamdiskVm.available());
@@ -40,12 +40,7 @@ describe.skipIf(!haveQemu || !haveBuild || !haveMdadm)('software RAID in the ram
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'ina-ramdisk-raid-'));
     image = await buildTestRamdisk(join(dir, 'image'), { bootc: false });
-    for (const name of ['a', 'b']) {
-      const path = join(dir, `${name}.img`);
-      await writeFile(path, '');
-      await truncate(path, 5 * GiB);
-      disks.push(path);
-    }
+    disks.push(...(await sparseDiskImages(dir, ['a', 'b'], 5 * GiB)));
     const port = await freePort();
     api = `http://127.0.0.1:${port}`;
     vm = RamdiskVm.start({

@@ -1,33 +1,20 @@
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { BuildResult } from '../../image-build/pipeline.ts';
+import { agentApiAnswers } from '../helpers/agent-commands.ts';
 import { prerequisite } from '../helpers/env.ts';
 import { freePort } from '../helpers/ports.ts';
+import { runTool, sshKeyPair } from './harness/host-tools.ts';
 import { RamdiskVm } from './harness/qemu.ts';
 import { buildTestRamdisk, canBuildRamdisk } from './harness/ramdisk-image.ts';
 
 const haveQemu = prerequisite('QEMU (apt-get install qemu-system-x86)', RamdiskVm.available());
 const haveBuild = prerequisite('image-build tools (apt, dpkg, kmod, zstd)', canBuildRamdisk());
 const haveSsh = prerequisite('OpenSSH client (apt-get install openssh-client)', existsSync('/usr/bin/ssh') && existsSync('/usr/bin/ssh-keygen'));
-
-interface Outcome {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(file: string, args: string[], env: Record<string, string> = {}): Promise<Outcome> {
-  return new Promise((resolve) => {
-    execFile(file, args, { timeout: 120_000, encoding: 'utf8', env: { ...process.env, ...env } }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
-    });
-  });
-}
 
 /**
  * Rescue in the real ramdisk (built --with-ssh): the agent sets the rescue user's password
@@ -41,30 +28,23 @@ describe.skipIf(!haveQemu || !haveBuild || !haveSsh)('rescue mode in the ramdisk
   let api: string;
   let sshPort: number;
   let askpass: string;
-  let key: string;
+  let key: { private: string; public: string };
 
   /** ssh with a password only: SSH_ASKPASS answers the prompt, no key is offered. */
   const sshWithPassword = (user: string, password: string, command: string) =>
-    run('ssh', [
+    runTool('ssh', [
       '-F', '/dev/null', '-p', String(sshPort),
       '-o', 'PubkeyAuthentication=no', '-o', 'PreferredAuthentications=password', '-o', 'NumberOfPasswordPrompts=1',
       '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=60',
       `${user}@127.0.0.1`, command,
-    ], { SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', INA_TEST_PASSWORD: password, DISPLAY: ':0' });
+    ], { timeoutSeconds: 120, env: { SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', INA_TEST_PASSWORD: password, DISPLAY: ':0' } });
 
-  const apiAnswers = () =>
-    request(`${api}/v1/status`, { headersTimeout: 5000, bodyTimeout: 5000 }).then(
-      async (r) => (await r.body.text(), r.statusCode === 200),
-      () => false,
-    );
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'ina-ramdisk-rescue-'));
     askpass = join(dir, 'askpass');
     await writeFile(askpass, '#!/bin/sh\nprintf "%s\\n" "$INA_TEST_PASSWORD"\n', { mode: 0o755 });
-    key = join(dir, 'conductor');
-    const keygen = await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'conductor', '-f', key]);
-    if (keygen.code !== 0) throw new Error(`ssh-keygen failed: ${keygen.stderr}`);
+    key = await sshKeyPair(dir, 'conductor');
     image = await buildTestRamdisk(join(dir, 'image'), { ssh: true, bootc: false });
     const apiPort = await freePort();
     sshPort = await freePort();
@@ -75,7 +55,7 @@ describe.skipIf(!haveQemu || !haveBuild || !haveSsh)('rescue mode in the ramdisk
       mac: '52:54:00:65:43:99',
       hostForwards: [{ hostPort: apiPort, guestPort: 9999 }, { hostPort: sshPort, guestPort: 22 }],
       // Standalone (no ipa-api-url): the API without a token, as the RAID test uses it.
-      append: `ip=10.0.2.15::10.0.2.2:255.255.255.0:ina-rescue-test:eth0:off sshkey="${(await readFile(`${key}.pub`, 'utf8')).trim()}"`,
+      append: `ip=10.0.2.15::10.0.2.2:255.255.255.0:ina-rescue-test:eth0:off sshkey="${key.public}"`,
     });
     await vm.waitForLine('ssh: dropbear listening', 240);
     await vm.waitForLine('agent API listening', 240);
@@ -114,7 +94,7 @@ describe.skipIf(!haveQemu || !haveBuild || !haveSsh)('rescue mode in the ramdisk
     expect(wrong.stderr).toMatch(/Permission denied/);
     // root has no password at all ('*'); keys still work for it.
     expect((await sshWithPassword('root', 'vm rescue pw', 'true')).code).toBe(255);
-    expect(await apiAnswers()).toBe(false);
+    expect(await agentApiAnswers(api)).toBe(false);
     // The agent sleeps instead of exiting: the supervisor never starts a serving agent again.
     expect(vm.count('supervise: ironic-node-agent exited')).toBe(0);
   });

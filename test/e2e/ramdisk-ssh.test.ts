@@ -1,40 +1,18 @@
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { BuildResult } from '../../image-build/pipeline.ts';
 import { prerequisite } from '../helpers/env.ts';
 import { freePort } from '../helpers/ports.ts';
+import { runTool, sshKeyPair } from './harness/host-tools.ts';
 import { RamdiskVm } from './harness/qemu.ts';
 import { buildTestRamdisk, canBuildRamdisk } from './harness/ramdisk-image.ts';
 
 const haveQemu = prerequisite('QEMU (apt-get install qemu-system-x86)', RamdiskVm.available());
 const haveBuild = prerequisite('image-build tools (apt, dpkg, kmod, zstd)', canBuildRamdisk());
 const haveSsh = prerequisite('OpenSSH client (apt-get install openssh-client)', existsSync('/usr/bin/ssh') && existsSync('/usr/bin/ssh-keygen'));
-
-interface Outcome {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(file: string, args: string[], timeoutSeconds = 60): Promise<Outcome> {
-  return new Promise((resolve) => {
-    execFile(file, args, { timeout: timeoutSeconds * 1000, encoding: 'utf8' }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-async function keyPair(dir: string, name: string): Promise<{ private: string; public: string }> {
-  const path = join(dir, name);
-  const r = await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `${name}@conductor`, '-f', path]);
-  if (r.code !== 0) throw new Error(`ssh-keygen failed: ${r.stderr}`);
-  return { private: path, public: (await readFile(`${path}.pub`, 'utf8')).trim() };
-}
 
 /**
  * The ramdisk built --with-ssh --with-python --without-bootc, booted with a wrong agent
@@ -51,18 +29,18 @@ describe.skipIf(!haveQemu || !haveBuild || !haveSsh)('the SSH-enabled ramdisk un
   let otherKey: { private: string; public: string };
 
   const ssh = (key: string, user: string, command: string) =>
-    run('ssh', [
+    runTool('ssh', [
       '-F', '/dev/null', '-i', key, '-p', String(sshPort),
       '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', '-o', 'PasswordAuthentication=no',
       '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
       '-o', 'ConnectTimeout=60',
       `${user}@127.0.0.1`, command,
-    ], 120);
+    ], { timeoutSeconds: 120 });
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'ina-ramdisk-ssh-'));
-    conductorKey = await keyPair(dir, 'conductor');
-    otherKey = await keyPair(dir, 'intruder');
+    conductorKey = await sshKeyPair(dir, 'conductor');
+    otherKey = await sshKeyPair(dir, 'intruder');
     image = await buildTestRamdisk(join(dir, 'image'), { ssh: true, python: true, bootc: false });
     sshPort = await freePort();
     vm = RamdiskVm.start({

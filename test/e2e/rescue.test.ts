@@ -2,11 +2,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { listInterfaces } from '../../src/hardware/interfaces.ts';
 import { verifyShaCrypt } from '../../src/rescue/sha-crypt.ts';
 import { runCommand } from '../../src/run.ts';
+import { agentApiAnswers } from '../helpers/agent-commands.ts';
 import { AgentProcess } from '../helpers/agent-process.ts';
 import { prerequisite } from '../helpers/env.ts';
 import { IRONIC_BIN, Ironic } from './harness/ironic.ts';
@@ -28,11 +28,7 @@ describe.skipIf(!canRun)('an unmodified Ironic rescues a deployed node through t
   let shadow: string;
 
   const passwordFile = () => join(agent.directory, 'rescue', 'ipa-rescue-password');
-  const apiAnswers = () =>
-    request(`http://127.0.0.1:${agent.port}/v1/status`, { headersTimeout: 2000 }).then(
-      async (r) => (await r.body.text(), true),
-      () => false,
-    );
+  const apiAnswers = () => agentApiAnswers(`http://127.0.0.1:${agent.port}`);
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'ina-e2e-rescue-'));

@@ -29,3 +29,14 @@ export function agentCommands(baseUrl: string, token: string) {
 
   return { post, finished };
 }
+
+/** Whether the agent at `baseUrl` serves its API (GET /v1/status answers 200). */
+export async function agentApiAnswers(baseUrl: string): Promise<boolean> {
+  try {
+    const res = await request(`${baseUrl}/v1/status`, { headersTimeout: 5000, bodyTimeout: 5000 });
+    await res.body.text();
+    return res.statusCode === 200;
+  } catch {
+    return false;
+  }
+}

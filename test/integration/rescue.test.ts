@@ -3,9 +3,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { request } from 'undici';
 import { afterEach, describe, expect, test } from 'vitest';
 import { verifyShaCrypt } from '../../src/rescue/sha-crypt.ts';
+import { agentApiAnswers, agentCommands } from '../helpers/agent-commands.ts';
 import { AgentProcess } from '../helpers/agent-process.ts';
 import { FakeIronic, ROOT_1_82, lookupAnswer, type Reply } from '../helpers/fake-ironic.ts';
 
@@ -41,21 +41,10 @@ async function start(url: string, flags: string[] = []): Promise<AgentProcess> {
   return a;
 }
 
-async function finalize(a: AgentProcess, params: unknown) {
-  const res = await request(`http://127.0.0.1:${a.port}/v1/commands/?wait=true&agent_token=${TOKEN}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ name: 'rescue.finalize_rescue', params }),
-  });
-  return { status: res.statusCode, json: (await res.body.json()) as Record<string, any> };
-}
+/** As the conductor sends it: with the token, waiting for the (sync) result. */
+const finalize = (a: AgentProcess, params: unknown) => agentCommands(`http://127.0.0.1:${a.port}`, TOKEN).post('rescue.finalize_rescue', params, true);
 
-async function apiAnswers(a: AgentProcess): Promise<boolean> {
-  return request(`http://127.0.0.1:${a.port}/v1/status`, { headersTimeout: 2000 }).then(
-    async (r) => (await r.body.text(), true),
-    () => false,
-  );
-}
+const apiAnswers = (a: AgentProcess) => agentApiAnswers(`http://127.0.0.1:${a.port}`);
 
 async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -78,7 +67,7 @@ describe('rescue.finalize_rescue through the agent process', () => {
     await until('a heartbeat', () => heartbeats().length > 0);
 
     const answer = await finalize(a, { rescue_password: 'open sesame', hashed: false });
-    expect(answer).toMatchObject({ status: 200, json: { command_name: 'finalize_rescue', command_status: 'SUCCEEDED', command_result: null } });
+    expect(answer).toMatchObject({ status: 200, body: { command_name: 'finalize_rescue', command_status: 'SUCCEEDED', command_result: null } });
     const passwordFile = join(a.directory, 'rescue', 'ipa-rescue-password');
     const hash = readFileSync(passwordFile, 'utf8');
     expect(verifyShaCrypt('open sesame', hash)).toBe(true);
@@ -116,10 +105,10 @@ describe('rescue.finalize_rescue through the agent process', () => {
 
     const forged = await finalize(a, { rescue_password: '$5$x$y:0:0:99999:7:::\nroot:', hashed: true });
     expect(forged.status).toBe(400);
-    expect(forged.json.faultstring).toContain('a hashed rescue_password cannot contain ":" or a line break');
+    expect(forged.body.faultstring).toContain('a hashed rescue_password cannot contain ":" or a line break');
 
     const failed = await finalize(a, { rescue_password: 'pw', hashed: false });
-    expect(failed.json).toMatchObject({
+    expect(failed.body).toMatchObject({
       command_status: 'FAILED',
       command_error: { type: 'CommandExecutionError', details: `Rescue Operation failed when setting the password of user rescue: user rescue not found in ${shadow}` },
     });
@@ -133,7 +122,7 @@ describe('rescue.finalize_rescue through the agent process', () => {
     const { url, state, heartbeats } = await conductor();
     const a = await start(url, ['--simulate-power']);
     await a.waitForMessage('agent API listening');
-    expect((await finalize(a, { rescue_password: '$5$salt$hash', hashed: true })).json.command_status).toBe('SUCCEEDED');
+    expect((await finalize(a, { rescue_password: '$5$salt$hash', hashed: true })).body.command_status).toBe('SUCCEEDED');
     const marker = join(a.directory, 'rescue', 'rescued');
     await a.waitForMessage('rescue finalized: the API and the heartbeat are stopped for good');
     // Rescue is over on the conductor (the node is in "rescue"): lookup is a 404 there.

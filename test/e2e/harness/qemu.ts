@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { truncate, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 
@@ -8,6 +10,18 @@ export const QEMU_BIN = '/usr/bin/qemu-system-x86_64';
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 const RELAY = fileURLToPath(new URL('./tcp-relay.ts', import.meta.url));
+
+/** Sparse raw files `<dir>/<name>.img` of `bytes` each, for a VM's virtio disks. */
+export async function sparseDiskImages(dir: string, names: readonly string[], bytes: number): Promise<string[]> {
+  const paths: string[] = [];
+  for (const name of names) {
+    const path = join(dir, `${name}.img`);
+    await writeFile(path, '');
+    await truncate(path, bytes);
+    paths.push(path);
+  }
+  return paths;
+}
 
 export interface GuestForward {
   /** Address and port the guest connects to (inside QEMU's user network, 10.0.2.0/24). */
