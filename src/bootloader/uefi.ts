@@ -6,6 +6,7 @@ import type { CommandContext } from '../extensions/types.ts';
 import { AgentError, commandExecution, errorMessage } from '../errors.ts';
 import type { InstallBootloaderParams } from '../extensions/image.ts';
 import { probeDevice } from '../hardware/blkid.ts';
+import type { GuardCheckOptions } from '../hardware/disk-guard.ts';
 import { deviceSize } from '../hardware/partitions.ts';
 import { runCommandBytes, ToolError, type RunCommandBytes } from '../run.ts';
 import { mountable } from '../steps/inject-files/partitions.ts';
@@ -17,9 +18,7 @@ import { copyEsp, createEspRaid, espRaidMembers, findEspRaid, isMdDevice, raidHo
 import { appendEspToFstab, stageEfiAssets } from './root-assets.ts';
 
 /** What the disk guard needs besides the device: for an md device, its holder disks. */
-interface GuardOptions {
-  allowedVia?: readonly string[];
-}
+type GuardOptions = Pick<GuardCheckOptions, 'allowedVia'>;
 
 export interface BootloaderOptions {
   /** sysfs, where the kernel's partitions and their sizes are read. */

@@ -20,6 +20,12 @@ interface BlockNode {
   devno: string;
 }
 
+/** What DiskGuard.check accepts besides the device (see there). */
+export interface GuardCheckOptions {
+  allowedVia?: readonly string[];
+  heldBy?: readonly string[];
+}
+
 /**
  * The one gate in front of every destructive disk operation. A device passes only if it is
  * a block device, is on the allowlist when one is configured, and neither it nor any of its
@@ -49,7 +55,7 @@ export class DiskGuard {
    * the caller expects and writes beside, never over (the root md array on a disk that gets
    * an ESP partition in its free space); any other holder still refuses.
    */
-  async check(device: string, opts: { allowedVia?: readonly string[]; heldBy?: readonly string[] } = {}): Promise<string> {
+  async check(device: string, opts: GuardCheckOptions = {}): Promise<string> {
     let resolved: string;
     try {
       resolved = await realpath(device);
