@@ -360,6 +360,20 @@ describe.skipIf(!canRun)('image.install_bootloader for BIOS: grub-install in a c
     expect(r.error).toMatchObject({ type: 'CommandExecutionError', details: '/dev in the image is a symlink; refusing to mount over it' });
   });
 
+  test('GPT: grub-install embeds into the BIOS boot partition the layout made; without one it fails with grub\'s error, and the command with it', async () => {
+    const withBiosBoot = await disk({ table: 'gpt', espType: null, ...grubRoot() });
+    const ok = await scenario(allowed).install(withBiosBoot, { root_uuid: withBiosBoot.rootUuid, target_boot_mode: 'bios' });
+    expect(ok.error).toBeUndefined();
+    expect(grubLog(withBiosBoot)).toMatch(new RegExp(`^installed: ${withBiosBoot.disk}$`, 'm'));
+
+    const without = await disk({ table: 'gpt', espType: 'EF00', ...grubRoot() });
+    const r = await scenario(allowed).install(without, { root_uuid: without.rootUuid, target_boot_mode: 'bios' });
+    expect(r.error).toMatchObject({
+      type: 'CommandExecutionError',
+      details: expect.stringMatching(new RegExp(`^Installing GRUB2 boot loader to device ${without.disk} failed with .*contains no BIOS Boot Partition.*will not proceed with blocklists`, 's')),
+    });
+  });
+
   test('a root_uuid that names no partition: DeviceNotFound', async () => {
     const target = await disk({ table: 'dos', ...grubRoot() });
     const r = await scenario(allowed).install(target, { root_uuid: '11111111-2222-3333-4444-555555555555', target_boot_mode: 'bios' });

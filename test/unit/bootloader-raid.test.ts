@@ -2,6 +2,8 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
+import { installGrub } from '../../src/bootloader/grub.ts';
+import { BIOS_BOOT_TYPE, ensureBiosBootPartitions, sgdiskBiosBootArgs } from '../../src/bootloader/raid-bios-boot.ts';
 import { mdadmEspArgs, raidHolderDisks, sgdiskEspArgs } from '../../src/bootloader/raid-esp.ts';
 import { setupUefiBoot } from '../../src/bootloader/uefi.ts';
 import type { CommandContext } from '../../src/extensions/types.ts';
@@ -9,7 +11,7 @@ import { ToolError, type RunCommand, type RunCommandBytes } from '../../src/run.
 import { memoryLogger } from '../helpers/logger.ts';
 
 /**
- * install_bootloader on a software RAID root under UEFI, against a fake machine: a sysfs tree
+ * install_bootloader on a software RAID root (UEFI, and grub's BIOS boot partitions), against a fake machine: a sysfs tree
  * under a temp dir (two disks sda and sdb, md0 over sda1 and sdb1 holding a whole-disk GPT
  * image with its ESP as md0p1), /proc/mdstat, and tools that answer as recorded from the real
  * ones and change the fake sysfs as the kernel would (partx registers a new partition, mdadm
@@ -36,8 +38,12 @@ class FakeMachine {
   readonly efi: string[][] = [];
   /** The on-disk tables sfdisk reads; the kernel learns of new entries only on partx. */
   readonly tables = new Map<string, Part[]>();
+  /** The label sfdisk reports per disk (gpt unless set). */
+  readonly labels = new Map<string, string>();
   /** Content type blkid -p reports per device. */
   readonly fsType = new Map<string, string>();
+  /** Filesystem UUID blkid -p reports per device. */
+  readonly fsUuid = new Map<string, string>();
   mdstat = 'Personalities : [raid1]\nmd0 : active raid1 sdb1[1] sda1[0]\n      1048576 blocks super 1.2 [2/2] [UU]\n\nunused devices: <none>\n';
   espListing = '::/EFI/\n::/EFI/BOOT/\n::/EFI/BOOT/BOOTX64.EFI\n';
   nvram = 'BootCurrent: 0001\nBoot0001* UEFI PXEv4\tPciRoot(0x0)/Pci(0x3,0x0)/MAC(525400123456,1)\nBoot0004* ironic1 (RAID, part1)\tHD(2,GPT,aa,0x800,0x113000)/File(\\EFI\\BOOT\\BOOTX64.EFI)\n';
@@ -96,12 +102,13 @@ class FakeMachine {
     switch (file) {
       case 'sfdisk': {
         const parts = this.tables.get(last) ?? [];
-        return JSON.stringify({ partitiontable: { label: 'gpt', id: 'X', device: last, unit: 'sectors', sectorsize: 512, partitions: parts } });
+        return JSON.stringify({ partitiontable: { label: this.labels.get(last) ?? 'gpt', id: 'X', device: last, unit: 'sectors', sectorsize: 512, partitions: parts } });
       }
       case 'blkid': {
         const type = this.fsType.get(last);
         if (type === undefined) throw new ToolError('blkid', 'blkid exited 2', 2);
-        return `DEVNAME=${last}\nTYPE=${type}\n`;
+        const uuid = this.fsUuid.get(last);
+        return `DEVNAME=${last}\nTYPE=${type}\n${uuid ? `UUID=${uuid}\n` : ''}`;
       }
       case 'mdir':
         return this.espListing;
@@ -110,7 +117,8 @@ class FakeMachine {
         if (args[0] === '-n') {
           const disk = last;
           const parts = this.tables.get(disk)!;
-          parts.push({ node: `${disk}${parts.length + 1}`, start: 2048, size: 550 * 2048, type: ESP_GUID, name: args[5]!.slice(2) });
+          const bios = args[3] === '0:ef02';
+          parts.push({ node: `${disk}${parts.length + 1}`, start: 2048, size: (bios ? 2 : 550) * 2048, type: bios ? BIOS_BOOT_TYPE : ESP_GUID, name: args[5]!.slice(2) });
         }
         return '';
       case 'partx':
@@ -312,5 +320,67 @@ describe('install_bootloader, UEFI, software RAID root', () => {
     writeFileSync(join(m.sys, 'class/block/md0p1/size'), `${(1024 * MIB) / 512}\n`);
     await expect(m.install()).rejects.toMatchObject({ type: 'CommandExecutionError', details: expect.stringMatching(/larger than the ESP RAID \/dev\/md1/) });
     expect(m.writes()).toEqual([]);
+  });
+});
+
+describe('install_bootloader, BIOS, software RAID root: a BIOS boot partition on each GPT holder', () => {
+  const ROOT_UUID = '6c7d1a2e-3f4b-4c5d-8e9f-0a1b2c3d4e5f';
+  const raidRoot = () => {
+    const m = fake({ imageEsp: false });
+    m.fsType.set('/dev/md0p1', 'ext4');
+    m.fsUuid.set('/dev/md0p1', ROOT_UUID);
+    return m;
+  };
+
+  test("IPA's sgdisk argv: 2 MiB of ef02 at the first free sector, named bios-boot-part-<n>", () => {
+    expect(sgdiskBiosBootArgs('/dev/sdb', 2048, 1)).toEqual(['-n', '0:2048s:+2MiB', '-t', '0:ef02', '-c', '0:bios-boot-part-1', '/dev/sdb']);
+  });
+
+  test('each GPT holder gets one, behind the disk guard that expects the running md arrays', async () => {
+    const m = raidRoot();
+    await ensureBiosBootPartitions(m.ctx(), ['/dev/sda', '/dev/sdb'], { procRoot: m.proc });
+    expect(m.writes()).toEqual([
+      ['sgdisk', '-F', '/dev/sda'],
+      ['sgdisk', '-n', '0:2048s:+2MiB', '-t', '0:ef02', '-c', '0:bios-boot-part-0', '/dev/sda'],
+      ['sgdisk', '-F', '/dev/sdb'],
+      ['sgdisk', '-n', '0:2048s:+2MiB', '-t', '0:ef02', '-c', '0:bios-boot-part-1', '/dev/sdb'],
+    ]);
+    expect(m.guarded).toEqual([
+      { device: '/dev/sda', opts: { heldBy: ['/dev/md0'] } },
+      { device: '/dev/sdb', opts: { heldBy: ['/dev/md0'] } },
+    ]);
+  });
+
+  test('a holder that has a BIOS boot partition keeps it (a second install_bootloader adds none); an MBR holder gets none', async () => {
+    const m = raidRoot();
+    await ensureBiosBootPartitions(m.ctx(), ['/dev/sda', '/dev/sdb'], { procRoot: m.proc });
+    m.calls.length = 0;
+    await ensureBiosBootPartitions(m.ctx(), ['/dev/sda', '/dev/sdb'], { procRoot: m.proc });
+    expect(m.writes()).toEqual([]);
+
+    const mbr = raidRoot();
+    mbr.labels.set('/dev/sda', 'dos');
+    await ensureBiosBootPartitions(mbr.ctx(), ['/dev/sda', '/dev/sdb'], { procRoot: mbr.proc });
+    expect(mbr.writes().map((c) => c.at(-1))).toEqual(['/dev/sdb', '/dev/sdb']);
+  });
+
+  test('a root_uuid not on the array: DeviceNotFound before any holder is written', async () => {
+    const m = raidRoot();
+    const p = { root_uuid: '11111111-2222-3333-4444-555555555555', target_boot_mode: 'bios' };
+    await expect(installGrub(m.ctx(), '/dev/md0', p, { sysRoot: m.sys, procRoot: m.proc })).rejects.toMatchObject({
+      type: 'DeviceNotFound', details: 'No partition with UUID 11111111-2222-3333-4444-555555555555 found on device /dev/md0',
+    });
+    expect(m.writes()).toEqual([]);
+    expect(m.calls.some((c) => c[0] === 'mount' || c[0] === 'chroot')).toBe(false);
+    // The array passed the guard as allowed through its holder disks.
+    expect(m.guarded).toEqual([{ device: '/dev/md0', opts: { allowedVia: ['/dev/sda', '/dev/sdb'] } }]);
+  });
+
+  test('a PReP partition on software RAID: refused before anything is read or written', async () => {
+    const m = raidRoot();
+    await expect(installGrub(m.ctx(), '/dev/md0', { root_uuid: ROOT_UUID, prep_boot_part_uuid: 'aa', target_boot_mode: 'bios' }, { sysRoot: m.sys, procRoot: m.proc })).rejects.toMatchObject({
+      type: 'CommandExecutionError', details: expect.stringMatching(/^\/dev\/md0 is a software RAID device; .* PReP/),
+    });
+    expect(m.calls).toEqual([]);
   });
 });

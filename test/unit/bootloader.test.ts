@@ -5,7 +5,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { resolveConfig } from '../../src/config.ts';
 import { ConductorState } from '../../src/conductor/state.ts';
 import { AgentError } from '../../src/errors.ts';
-import { chrootEnv, grubInstallArgs, grubMkconfigArgs, installGrub } from '../../src/bootloader/grub.ts';
+import { chrootEnv, grubInstallArgs, grubMkconfigArgs } from '../../src/bootloader/grub.ts';
 import { createEntryArgs, decodeEfibootmgrOutput, deleteEntryArgs } from '../../src/bootloader/efibootmgr.ts';
 import { ESP_TYPE_GUID, espNumberFromTable, partitionNumber } from '../../src/bootloader/esp.ts';
 import { parseMdirBare } from '../../src/bootloader/esp-files.ts';
@@ -352,22 +352,6 @@ function flow(behaviour: { uefi?: boolean | Error; nvramless?: boolean | Error; 
 }
 
 const PART = { root_uuid: '6c7d1a2e-3f4b-4c5d-8e9f-0a1b2c3d4e5f', efi_system_part_uuid: 'AB0E-1A42' };
-
-describe('grub for BIOS on a software RAID root', () => {
-  test('refused with the reason before any tool runs or any device is checked', async () => {
-    const calls: string[] = [];
-    const ctx = {
-      run: async (file: string) => (calls.push(file), ''),
-      diskGuard: { check: async (d: string) => (calls.push(`guard ${d}`), d) },
-      log: memoryLogger().log, signal: new AbortController().signal,
-    } as unknown as CommandContext;
-    await expect(installGrub(ctx, '/dev/md0', { root_uuid: '6c7d1a2e-3f4b-4c5d-8e9f-0a1b2c3d4e5f', target_boot_mode: 'bios' })).rejects.toMatchObject({
-      type: 'CommandExecutionError',
-      details: '/dev/md0 is a software RAID device; ironic-node-agent does not install grub for BIOS boot on software RAID (UEFI is supported)',
-    });
-    expect(calls).toEqual([]);
-  });
-});
 
 describe('image.install_bootloader decisions', () => {
   test('UEFI ramdisk: NVRAM registration; success ends the command', async () => {
