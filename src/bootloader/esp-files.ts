@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ToolError, type RunCommand } from '../run.ts';
@@ -64,17 +64,50 @@ export interface EspWrite {
  * `-D s` makes mcopy fail rather than replace one should it appear anyway. The caller has
  * passed the disk guard.
  */
-export async function writeEspFiles(run: RunCommand, partition: string, existing: readonly EspEntry[], writes: readonly EspWrite[]): Promise<void> {
+export async function writeEspFiles(run: RunCommand, partition: string, existing: readonly EspEntry[], writes: readonly EspWrite[], directories: readonly string[] = []): Promise<void> {
   const known = [...existing];
-  for (const w of writes) {
-    const parts = dirname(w.to).split('/').filter((p) => p !== '');
+  const makeDirectory = async (path: string) => {
+    const parts = path.split('/').filter((p) => p !== '');
     for (let i = 1; i <= parts.length; i++) {
       const dir = parts.slice(0, i).join('/');
       if (findEntry(known, dir)) continue;
       await run('mmd', ['-i', partition, `::/${dir}`], { env: MTOOLS_ENV });
       known.push({ path: dir, directory: true });
     }
+  };
+  for (const dir of directories) await makeDirectory(dir);
+  for (const w of writes) {
+    await makeDirectory(dirname(w.to));
     await run('mcopy', ['-i', partition, '-D', 's', w.from, `::/${w.to}`], { env: MTOOLS_ENV });
     known.push({ path: w.to, directory: false });
   }
+}
+
+/** What readEspTree staged: files to write elsewhere with writeEspFiles, and every directory. */
+export interface StagedEsp {
+  files: EspWrite[];
+  directories: string[];
+  bytes: number;
+}
+
+/**
+ * Every file of the ESP on `partition` copied into the private directory `into` (mcopy, one
+ * file at a time), so it can be written onto another FAT. Fails as soon as the files add up
+ * to more than `maxBytes`: they are staged in the ramdisk's memory, and could not fit the
+ * destination anyway.
+ */
+export async function readEspTree(run: RunCommand, partition: string, into: string, maxBytes: number, tooLarge: (bytes: number) => Error): Promise<StagedEsp> {
+  const staged: StagedEsp = { files: [], directories: [], bytes: 0 };
+  for (const [i, entry] of (await listEsp(run, partition)).entries()) {
+    if (entry.directory) {
+      staged.directories.push(entry.path);
+      continue;
+    }
+    const local = join(into, String(i));
+    await run('mcopy', ['-i', partition, `::/${entry.path}`, local], { env: MTOOLS_ENV });
+    staged.bytes += (await stat(local)).size;
+    if (staged.bytes > maxBytes) throw tooLarge(staged.bytes);
+    staged.files.push({ from: local, to: entry.path });
+  }
+  return staged;
 }

@@ -1,12 +1,14 @@
-import { readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import type { AgentContext } from '../agent-context.ts';
-import { commandExecution, deviceNotFound } from '../errors.ts';
-import { probeDevice } from '../hardware/blkid.ts';
+import { commandExecution, deviceNotFound, softwareRaidError } from '../errors.ts';
+import { probeDevice, type BlkidProbe } from '../hardware/blkid.ts';
 import { deviceSize, kernelPartitionNumber, kernelPartitions, parentDisk, readPartitionTable, slavesOf } from '../hardware/partitions.ts';
 import { MDADM_ENV, mdArrays } from '../hardware/raid/mdadm.ts';
 import { ESP_SIZE_MIB, firstFreeMd, parseFirstUsableSector } from '../hardware/raid/plan.ts';
 import { rescanPartitions, type DiskPartition } from './esp.ts';
+import { readEspTree, writeEspFiles } from './esp-files.ts';
 
 /**
  * The ESP of a software RAID root, as IPA's raid_utils.prepare_boot_partitions_for_softraid
@@ -110,14 +112,34 @@ export async function createEspRaid(ctx: AgentContext, holders: readonly string[
 }
 
 /**
- * The image's ESP onto the ESP RAID, block for block as IPA's `cp`, refused up front when it
- * would not fit (a cut FAT would fail only at boot).
+ * The image's ESP onto the ESP RAID, as IPA's filesystem copy: a FAT with the image ESP's
+ * volume ID and label (so an fstab entry naming its UUID stays valid), then every file and
+ * directory. Not a block copy: a partition image's ESP (550 MiB) is larger than the ESP RAID
+ * (550 MiB less md's superblock) while its files fit. Both FATs are read and written with
+ * mtools, never mounted; the files are staged in a private directory on the way.
  */
 export async function copyEsp(ctx: AgentContext, esp: string, espMd: string, sysRoot?: string): Promise<void> {
-  const [from, to] = [await deviceSize(esp, sysRoot), await deviceSize(espMd, sysRoot)];
-  if (from > to) throw commandExecution(`the image's ESP ${esp} (${from} bytes) is larger than the ESP RAID ${espMd} (${to} bytes)`);
-  ctx.log.info({ from: esp, to: espMd, bytes: from }, `Relocating EFI ${esp} to ${espMd}`);
-  await ctx.run('cp', [esp, espMd]);
+  const room = await deviceSize(espMd, sysRoot);
+  const probe = await probeDevice(ctx.run, esp);
+  const staging = await mkdtemp(join(tmpdir(), 'ina-esp-copy-'));
+  try {
+    const tooLarge = (bytes: number) => softwareRaidError(`ESP content (more than ${bytes} bytes) exceeds md device size (${room} bytes)`);
+    const staged = await readEspTree(ctx.run, esp, staging, room, tooLarge);
+    ctx.log.info({ from: esp, to: espMd, files: staged.files.length, bytes: staged.bytes }, `Relocating EFI ${esp} to ${espMd} via filesystem copy`);
+    await ctx.run('mkfs.vfat', mkfsEspArgs(espMd, probe));
+    await writeEspFiles(ctx.run, espMd, [], staged.files, staged.directories);
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+}
+
+/**
+ * mkfs.vfat for the ESP RAID with the source's volume ID (blkid prints it as `ABCD-1234`,
+ * mkfs.vfat takes the hex digits) and label, `esp` without one (IPA).
+ */
+export function mkfsEspArgs(espMd: string, source: BlkidProbe): string[] {
+  const volumeId = source.UUID?.replace('-', '');
+  return ['-n', source.LABEL || 'esp', ...(volumeId && /^[0-9a-f]{8}$/i.test(volumeId) ? ['-i', volumeId] : []), espMd];
 }
 
 /** The members of the ESP RAID as efibootmgr names them: the disk and the partition number. */

@@ -49,6 +49,16 @@ interface EspState {
   loaders: string[];
   /** Set when the image's /boot/efi/EFI was copied in: the root partition, for the fstab entry. */
   preservedFrom?: { partition: string; fstype: string };
+  /**
+   * Set on a software RAID root: `disk` is the root array, `esp` the ESP RAID, and both pass
+   * the disk guard as allowed through the holder disks.
+   */
+  raidGuard?: GuardOptions;
+}
+
+/** The disk guard in front of a write to the ESP: its disk, or the ESP RAID itself. */
+async function guardEsp(ctx: AgentContext, state: EspState): Promise<void> {
+  await (state.raidGuard ? ctx.diskGuard.check(state.esp.path, state.raidGuard) : ctx.diskGuard.check(state.disk));
 }
 
 /**
@@ -111,18 +121,23 @@ async function preserveEfiAssets(ctx: AgentContext, disk: string, esp: DiskParti
   }
 }
 
-/** The ESP's /etc/fstab entry after a preservation, as IPA adds it (best effort, as in IPA). */
+/**
+ * The ESP's /etc/fstab entry after a preservation, as IPA adds it (best effort, as in IPA).
+ * On a software RAID root the ESP is the ESP RAID: it carries the image ESP's volume ID, so
+ * the entry names that UUID, never the PARTUUID Ironic sent, which names the image's ESP
+ * partition that was wiped.
+ */
 async function addFstabEntry(ctx: AgentContext, state: EspState, p: InstallBootloaderParams): Promise<void> {
   if (!state.preservedFrom) return;
   const probe = await probeDevice(ctx.run, state.esp.path);
-  const uuid = p.efi_system_part_uuid ?? probe.UUID;
+  const uuid = (state.raidGuard ? undefined : p.efi_system_part_uuid) ?? probe.UUID;
   if (!uuid) {
     ctx.log.warn({ esp: state.esp.path }, 'the ESP has no filesystem UUID; no /etc/fstab entry added');
     return;
   }
   // IPA decides by which of the partition's IDs contains the UUID, defaulting to UUID.
   const label = probe.UUID?.toLowerCase() !== uuid.toLowerCase() && probe.PART_ENTRY_UUID?.toLowerCase() === uuid.toLowerCase() ? 'PARTUUID' : 'UUID';
-  await ctx.diskGuard.check(state.disk);
+  await ctx.diskGuard.check(state.disk, state.raidGuard);
   const outcome = await appendEspToFstab(ctx, state.preservedFrom.partition, state.preservedFrom.fstype, label, uuid);
   if (outcome.result === 'failed') ctx.log.warn({ reason: outcome.reason }, `Failed to add entry to /etc/fstab: ${outcome.reason}`);
   else ctx.log.info({ result: outcome.result, entry: `${label}=${uuid}` }, 'ESP entry in the image\'s /etc/fstab');
@@ -217,51 +232,65 @@ export async function setupUefiBoot(ctx: CommandContext, device: string, p: Inst
 }
 
 /**
- * UEFI on a software RAID root (IPA's manage_uefi for an md device): the loaders are found on
- * the image's ESP inside the array, that ESP moves onto an ESP RAID across the holder disks
- * (made now, or the one an earlier deployment left) and is wiped in the image so only one ESP
- * exists, and every member of the ESP RAID gets its own entries. An image without an ESP
- * gets an empty ESP RAID and no entries (false, as for an empty ESP: IPA then tries grub).
+ * UEFI on a software RAID root (IPA's manage_uefi for an md device): the ESP moves onto the
+ * ESP RAID (espOnRaid), and every member of the ESP RAID gets its own entries.
  */
 async function setupUefiBootOnRaid(ctx: CommandContext, efibootmgr: Efibootmgr, md: string, p: InstallBootloaderParams, opts: BootloaderOptions): Promise<boolean> {
+  const state = await espOnRaid(ctx, md, p, opts, (s) => s.loaders.length > 0);
+  if (!state) return false;
+  await registerOnMembers(ctx, efibootmgr, state.esp.path, await bootEntries(ctx, state), opts);
+  await addFstabEntry(ctx, state, p);
+  return true;
+}
+
+/**
+ * The ESP of a software RAID root on the ESP RAID (IPA's prepare_boot_partitions_for_softraid
+ * for UEFI): the loaders are found on the image's ESP inside the array (after preservation
+ * for a partition image), the ESP RAID across the holder disks is made (or the one an
+ * earlier deployment left is reused), and the image's ESP is copied onto it and wiped, so
+ * only one ESP exists, one the firmware can read on every disk. Returns the ESP RAID's state;
+ * undefined when there is nothing to boot: an image ESP that is not `bootable` (nothing
+ * changed; IPA returns before the RAID work) or no image ESP (the ESP RAID is formatted
+ * empty). A second call after a successful one uses the ESP RAID and writes nothing.
+ */
+async function espOnRaid(ctx: CommandContext, md: string, p: InstallBootloaderParams, opts: BootloaderOptions, bootable: (state: EspState) => boolean): Promise<EspState | undefined> {
   const holders = await raidHolderDisks(md, opts.sysRoot);
   const guard = { allowedVia: holders };
   const existing = await findEspRaid(ctx, opts.procRoot);
   if (existing && (await imageEspMoved(ctx, md, p, opts, guard))) {
-    // A second install_bootloader: the loaders are on the ESP RAID now; register them again.
-    ctx.log.info({ md: existing }, `the image's ESP on ${md} was moved to the ESP RAID ${existing} before; registering its loaders`);
-    const entries = await listEsp(ctx.run, existing);
-    const state: EspState = { disk: existing, esp: { path: existing, number: 0 }, entries, loaders: findEfiBootloaders(entries) };
-    if (state.loaders.length === 0) {
-      ctx.log.warn({ esp: existing }, 'Empty EFI partition detected.');
-      return false;
-    }
-    await registerOnMembers(ctx, efibootmgr, existing, await bootEntries(ctx, state), opts);
-    return true;
+    ctx.log.info({ md: existing }, `the image's ESP on ${md} was moved to the ESP RAID ${existing} before; using its loaders`);
+    return await espRaidState(ctx, md, existing, guard, bootable);
   }
-  const state = await prepareEsp(ctx, md, p, opts, false, guard);
-  if (state && state.loaders.length === 0) {
-    ctx.log.warn({ esp: state.esp.path }, 'Empty EFI partition detected.');
-    return false;
+  const image = await prepareEsp(ctx, md, p, opts, false, guard);
+  if (image && !bootable(image)) {
+    ctx.log.warn({ esp: image.esp.path }, 'Empty EFI partition detected.');
+    return undefined;
   }
-  // Read before the image's ESP is wiped: a BOOT.CSV is read from it.
-  const entries = state ? await bootEntries(ctx, state) : [];
   if (existing) ctx.log.info({ md: existing }, `reusing the ESP RAID ${existing}`);
   const espMd = existing ?? (await createEspRaid(ctx, holders, opts));
   await ctx.diskGuard.check(espMd, guard);
-  if (!state) {
+  if (!image) {
     ctx.log.info({ md: espMd }, `the image on ${md} has no ESP: formatting ${espMd} as an empty one`);
     await ctx.run('mkfs.vfat', ['-n', 'efi-part', espMd]);
     await sync(ctx);
     ctx.log.warn({ esp: espMd }, 'Empty EFI partition detected.');
-    return false;
+    return undefined;
   }
-  await copyEsp(ctx, state.esp.path, espMd, opts.sysRoot);
-  await ctx.diskGuard.check(state.esp.path, guard);
-  ctx.log.info({ esp: state.esp.path }, `Erasing EFI partition ${state.esp.path}`);
-  await ctx.run('wipefs', ['-a', state.esp.path]);
-  await registerOnMembers(ctx, efibootmgr, espMd, entries, opts);
-  return true;
+  await copyEsp(ctx, image.esp.path, espMd, opts.sysRoot);
+  await ctx.diskGuard.check(image.esp.path, guard);
+  ctx.log.info({ esp: image.esp.path }, `Erasing EFI partition ${image.esp.path}`);
+  await ctx.run('wipefs', ['-a', image.esp.path]);
+  const state = await espRaidState(ctx, md, espMd, guard, bootable);
+  return state && { ...state, preservedFrom: image.preservedFrom };
+}
+
+/** What the ESP RAID holds and its loaders by IPA's search; undefined (with IPA's warning) unless `bootable`. */
+async function espRaidState(ctx: AgentContext, md: string, espMd: string, raidGuard: GuardOptions, bootable: (state: EspState) => boolean): Promise<EspState | undefined> {
+  const entries = await listEsp(ctx.run, espMd);
+  const state: EspState = { disk: md, esp: { path: espMd, number: 0 }, entries, loaders: findEfiBootloaders(entries), raidGuard };
+  if (bootable(state)) return state;
+  ctx.log.warn({ esp: espMd }, 'Empty EFI partition detected.');
+  return undefined;
 }
 
 /** The entries on every member of the ESP RAID, labelled `<label> (RAID, part<i>)` (IPA). */
@@ -289,25 +318,31 @@ async function imageEspMoved(ctx: CommandContext, md: string, p: InstallBootload
  * (IPA's _efi_boot_setup returns None here and does nothing for UEFI). The firmware will then
  * start the removable-media loader \EFI\BOOT\BOOT<ARCH>.EFI, so the ESP gets one copied from
  * the image's own loaders when it has none (see planFallbackLoader), after the same
- * preservation as the UEFI path for an empty ESP. A whole-disk image without an ESP, or
- * whose ESP has no loader for this architecture, is left as it is (false: IPA's outcome).
+ * preservation as the UEFI path for an empty ESP; on a software RAID root, onto the ESP RAID
+ * the ESP is moved to as on the UEFI path (IPA leaves a whole-disk image's ESP inside the
+ * array, where no firmware finds it). A whole-disk image without an ESP, or whose ESP has no
+ * loader for this architecture, is left as it is (false: IPA's outcome).
  */
 export async function setupUefiWithoutNvram(ctx: CommandContext, device: string, p: InstallBootloaderParams, opts: BootloaderOptions = {}): Promise<boolean> {
   const wholeDisk = !namesPartition(p.root_uuid);
   let disk = device;
   try {
-    const state = await prepareEsp(ctx, device, p, opts, !wholeDisk);
+    // On a software RAID root the ESP moves onto the ESP RAID first: the firmware cannot read
+    // one inside the array, but reads each member of the ESP RAID as a plain FAT.
+    const arch = efiArchOf(opts.arch ?? process.arch);
+    const target = fallbackLoaderPath(arch);
+    const raid = isMdDevice(device);
+    const bootable = (s: EspState) => findEntry(s.entries, target) !== undefined || planFallbackLoader(s.entries, arch) !== undefined;
+    const state = raid ? await espOnRaid(ctx, device, p, opts, bootable) : await prepareEsp(ctx, device, p, opts, !wholeDisk);
     if (!state) {
-      ctx.log.info({ device }, 'the whole-disk image has no EFI system partition; leaving it as it is');
+      if (!raid) ctx.log.info({ device }, 'the whole-disk image has no EFI system partition; leaving it as it is');
       return false;
     }
     disk = state.disk;
-    const arch = efiArchOf(opts.arch ?? process.arch);
-    const target = fallbackLoaderPath(arch);
     const csv = state.loaders.find(isCsv);
     const plan = planFallbackLoader(state.entries, arch, csv !== undefined ? (await csvLoader(ctx, state, csv)).path : undefined);
     if (plan) {
-      await ctx.diskGuard.check(state.disk);
+      await guardEsp(ctx, state);
       await writeEspFiles(ctx.run, state.esp.path, state.entries, plan.copies.map((c) => ({ from: `::/${c.from}`, to: c.to })));
       ctx.log.info({ esp: state.esp.path, loader: plan.loader, copies: plan.copies }, `copied ${efiPath(plan.loader)} to the removable-media path ${efiPath(target)}`);
     } else if (!findEntry(state.entries, target)) {
@@ -318,7 +353,7 @@ export async function setupUefiWithoutNvram(ctx: CommandContext, device: string,
     await sync(ctx);
     ctx.log.warn(
       { esp: state.esp.path, loader: efiPath(target) },
-      `The ramdisk did not boot via UEFI, so no UEFI boot entry was written to NVRAM; the machine will boot from ${efiPath(target)} on partition ${state.esp.number} of ${state.disk} (the removable-media path)`,
+      `The ramdisk did not boot via UEFI, so no UEFI boot entry was written to NVRAM; the machine will boot from ${efiPath(target)} on ${state.raidGuard ? `the ESP RAID ${state.esp.path} (on each of its member disks)` : `partition ${state.esp.number} of ${state.disk}`} (the removable-media path)`,
     );
     return true;
   } catch (err) {

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { installGrub } from '../../src/bootloader/grub.ts';
 import { BIOS_BOOT_TYPE, ensureBiosBootPartitions, sgdiskBiosBootArgs } from '../../src/bootloader/raid-bios-boot.ts';
 import { mdadmEspArgs, raidHolderDisks, sgdiskEspArgs } from '../../src/bootloader/raid-esp.ts';
-import { setupUefiBoot } from '../../src/bootloader/uefi.ts';
+import { setupUefiBoot, setupUefiWithoutNvram } from '../../src/bootloader/uefi.ts';
 import type { CommandContext } from '../../src/extensions/types.ts';
 import { ToolError, type RunCommand, type RunCommandBytes } from '../../src/run.ts';
 import { memoryLogger } from '../helpers/logger.ts';
@@ -42,8 +42,11 @@ class FakeMachine {
   readonly labels = new Map<string, string>();
   /** Content type blkid -p reports per device. */
   readonly fsType = new Map<string, string>();
-  /** Filesystem UUID blkid -p reports per device. */
+  /** Filesystem UUID and label blkid -p reports per device. */
   readonly fsUuid = new Map<string, string>();
+  readonly fsLabel = new Map<string, string>();
+  /** The bytes mcopy copies out of an ESP, by path (else a line naming the path). */
+  readonly espFiles = new Map<string, Buffer>();
   mdstat = 'Personalities : [raid1]\nmd0 : active raid1 sdb1[1] sda1[0]\n      1048576 blocks super 1.2 [2/2] [UU]\n\nunused devices: <none>\n';
   espListing = '::/EFI/\n::/EFI/BOOT/\n::/EFI/BOOT/BOOTX64.EFI\n';
   nvram = 'BootCurrent: 0001\nBoot0001* UEFI PXEv4\tPciRoot(0x0)/Pci(0x3,0x0)/MAC(525400123456,1)\nBoot0004* ironic1 (RAID, part1)\tHD(2,GPT,aa,0x800,0x113000)/File(\\EFI\\BOOT\\BOOTX64.EFI)\n';
@@ -63,6 +66,8 @@ class FakeMachine {
         { node: '/dev/md0p2', start: 206848, size: 1024 * 2048, type: '0FC63DAF-8483-4772-8E79-3D69D8477DE4' },
       ]);
       this.fsType.set('/dev/md0p1', 'vfat');
+      this.fsUuid.set('/dev/md0p1', '1A2B-3C4D');
+      this.fsLabel.set('/dev/md0p1', 'EFI');
     } else {
       this.node('devices/virtual/block/md0/md0p1', 'md0p1', { size: 1024 * MIB, partition: 1 });
       this.tables.set('/dev/md0', [{ node: '/dev/md0p1', start: 2048, size: 1024 * 2048, type: '0FC63DAF-8483-4772-8E79-3D69D8477DE4' }]);
@@ -107,11 +112,15 @@ class FakeMachine {
       case 'blkid': {
         const type = this.fsType.get(last);
         if (type === undefined) throw new ToolError('blkid', 'blkid exited 2', 2);
-        const uuid = this.fsUuid.get(last);
-        return `DEVNAME=${last}\nTYPE=${type}\n${uuid ? `UUID=${uuid}\n` : ''}`;
+        const [uuid, label] = [this.fsUuid.get(last), this.fsLabel.get(last)];
+        return `DEVNAME=${last}\nTYPE=${type}\n${uuid ? `UUID=${uuid}\n` : ''}${label ? `LABEL=${label}\n` : ''}`;
       }
       case 'mdir':
         return this.espListing;
+      case 'mcopy':
+        // Out of an ESP into a local file: the file's bytes; onto an ESP: recorded only.
+        if (!last.startsWith('::/')) writeFileSync(last, this.espFiles.get(args.at(-2)!.slice(3)) ?? `bytes of ${args.at(-2)}\n`);
+        return '';
       case 'sgdisk':
         if (args[0] === '-F') return 'Warning: the kernel is still using the old partition table.\n2048\n';
         if (args[0] === '-n') {
@@ -168,7 +177,7 @@ class FakeMachine {
 
   /** The argv of the writing tools, in order. */
   writes(): string[][] {
-    return this.calls.filter((c) => ['sgdisk', 'mdadm', 'cp', 'wipefs', 'mkfs.vfat'].includes(c[0]!));
+    return this.calls.filter((c) => ['sgdisk', 'mdadm', 'wipefs', 'mkfs.vfat', 'mmd'].includes(c[0]!) || (c[0] === 'mcopy' && c.at(-1)!.startsWith('::/')));
   }
 
   cleanup(): void {
@@ -197,6 +206,14 @@ describe('software RAID ESP: pieces', () => {
 });
 
 describe('install_bootloader, UEFI, software RAID root', () => {
+  /** IPA's filesystem copy: a FAT with the image ESP's volume ID and label, then its tree, file by file. */
+  const COPY_ONTO_MD1 = [
+    ['mkfs.vfat', '-n', 'EFI', '-i', '1A2B3C4D', '/dev/md1'],
+    ['mmd', '-i', '/dev/md1', '::/EFI'],
+    ['mmd', '-i', '/dev/md1', '::/EFI/BOOT'],
+    ['mcopy', '-i', '/dev/md1', '-D', 's', expect.stringMatching(/ina-esp-copy-.*\/2$/), '::/EFI/BOOT/BOOTX64.EFI'],
+  ];
+
   test('a new ESP RAID: partitions on each holder, mdadm, the image ESP copied then wiped', async () => {
     const m = fake({ imageEsp: true });
     await expect(m.install()).resolves.toBe(true);
@@ -206,7 +223,7 @@ describe('install_bootloader, UEFI, software RAID root', () => {
       ['sgdisk', '-F', '/dev/sdb'],
       ['sgdisk', '-n', '0:2048s:+550MiB', '-t', '0:ef00', '-c', '0:uefi-holder-1', '/dev/sdb'],
       ['mdadm', '--create', '/dev/md1', '--force', '--run', '--metadata=1.0', '--level', '1', '--name', 'esp', '--raid-devices', '2', '/dev/sda2', '/dev/sdb2'],
-      ['cp', '/dev/md0p1', '/dev/md1'],
+      ...COPY_ONTO_MD1,
       ['wipefs', '-a', '/dev/md0p1'],
     ]);
     // The kernel is told of each new partition before it is looked for.
@@ -224,12 +241,12 @@ describe('install_bootloader, UEFI, software RAID root', () => {
     ]);
   });
 
-  test('a BOOT.CSV label gets the RAID suffix; it is read before the image ESP is wiped', async () => {
+  test('a BOOT.CSV label gets the RAID suffix; the CSV is read from the ESP RAID it was copied to', async () => {
     const m = fake({ imageEsp: true });
     m.espListing = '::/EFI/\n::/EFI/debian/\n::/EFI/debian/BOOTX64.CSV\n::/EFI/debian/shimx64.efi\n';
     const run = m.run;
     const withCsv: RunCommand = async (file, args, o) => {
-      if (file === 'mcopy') {
+      if (file === 'mcopy' && !args.at(-1)!.startsWith('::/')) {
         m.calls.push([file, ...args]);
         writeFileSync(args.at(-1)!, Buffer.from('shimx64.efi,debian,,This is the boot entry for debian\n', 'utf16le'));
         return '';
@@ -240,8 +257,9 @@ describe('install_bootloader, UEFI, software RAID root', () => {
     await expect(m.install()).resolves.toBe(true);
     expect(m.efi.map((a) => a[8])).toEqual(['debian (RAID, part0)', 'debian (RAID, part1)']);
     expect(m.efi[0]![10]).toBe('\\EFI\\debian\\shimx64.efi');
-    const order = m.calls.map((c) => c[0]);
-    expect(order.indexOf('mcopy')).toBeLessThan(order.indexOf('wipefs'));
+    const wiped = m.calls.findIndex((c) => c[0] === 'wipefs');
+    const read = m.calls.findIndex((c) => c[0] === 'mcopy' && c[2] === '/dev/md1' && c[3] === '::/EFI/debian/BOOTX64.CSV');
+    expect(read).toBeGreaterThan(wiped);
   });
 
   test('every write is behind the disk guard: holders expecting the running md arrays, md devices allowed via the holders', async () => {
@@ -266,10 +284,7 @@ describe('install_bootloader, UEFI, software RAID root', () => {
     const m = fake({ imageEsp: true });
     m.addEspRaid();
     await expect(m.install()).resolves.toBe(true);
-    expect(m.writes()).toEqual([
-      ['cp', '/dev/md0p1', '/dev/md1'],
-      ['wipefs', '-a', '/dev/md0p1'],
-    ]);
+    expect(m.writes()).toEqual([...COPY_ONTO_MD1, ['wipefs', '-a', '/dev/md0p1']]);
     expect(m.efi.filter((a) => a[1] === '-c').map((a) => [a[3], a[5], a[8]])).toEqual([
       ['/dev/sda', '2', 'ironic1 (RAID, part0)'],
       ['/dev/sdb', '2', 'ironic1 (RAID, part1)'],
@@ -314,12 +329,61 @@ describe('install_bootloader, UEFI, software RAID root', () => {
     expect(m.efi).toEqual([]);
   });
 
-  test('an image ESP larger than the ESP RAID is refused before anything is copied', async () => {
+  test('an image ESP larger than the ESP RAID is copied when its files fit (a partition image\'s 550 MiB ESP)', async () => {
     const m = fake({ imageEsp: true });
     m.addEspRaid();
-    writeFileSync(join(m.sys, 'class/block/md0p1/size'), `${(1024 * MIB) / 512}\n`);
-    await expect(m.install()).rejects.toMatchObject({ type: 'CommandExecutionError', details: expect.stringMatching(/larger than the ESP RAID \/dev\/md1/) });
+    writeFileSync(join(m.sys, 'class/block/md0p1/size'), `${(550 * MIB) / 512}\n`);
+    await expect(m.install()).resolves.toBe(true);
+    expect(m.writes()).toEqual([...COPY_ONTO_MD1, ['wipefs', '-a', '/dev/md0p1']]);
+  });
+
+  test('ESP files that exceed the ESP RAID: SoftwareRAIDError before the ESP RAID is formatted; nothing wiped', async () => {
+    const m = fake({ imageEsp: true });
+    m.addEspRaid();
+    writeFileSync(join(m.sys, 'class/block/md1/size'), '2\n');
+    m.espFiles.set('EFI/BOOT/BOOTX64.EFI', Buffer.alloc(4096));
+    await expect(m.install()).rejects.toMatchObject({ type: 'SoftwareRAIDError', details: 'ESP content (more than 4096 bytes) exceeds md device size (1024 bytes)' });
     expect(m.writes()).toEqual([]);
+  });
+
+  test('a label-less image ESP: the ESP RAID is labelled esp (IPA), with the same volume ID', async () => {
+    const m = fake({ imageEsp: true });
+    m.addEspRaid();
+    m.fsLabel.delete('/dev/md0p1');
+    await m.install();
+    expect(m.writes()[0]).toEqual(['mkfs.vfat', '-n', 'esp', '-i', '1A2B3C4D', '/dev/md1']);
+  });
+});
+
+describe('install_bootloader, UEFI target, BIOS-booted ramdisk, software RAID root: the removable-media loader on the ESP RAID', () => {
+  const withoutNvram = (m: FakeMachine) =>
+    setupUefiWithoutNvram(m.ctx(), '/dev/md0', { root_uuid: '0x00000000', target_boot_mode: 'uefi' }, { sysRoot: m.sys, procRoot: m.proc, arch: 'x64' });
+
+  test('the ESP moves onto a new ESP RAID, then the shim becomes \\EFI\\BOOT\\BOOTX64.EFI there (not in the array, where no firmware reads it)', async () => {
+    const m = fake({ imageEsp: true });
+    m.espListing = '::/EFI/\n::/EFI/debian/\n::/EFI/debian/shimx64.efi\n::/EFI/debian/grubx64.efi\n';
+    await expect(withoutNvram(m)).resolves.toBe(true);
+    const writes = m.writes();
+    expect(writes.filter((c) => c[0] === 'mdadm').map((c) => c[2])).toEqual(['/dev/md1']);
+    const wiped = writes.findIndex((c) => c[0] === 'wipefs');
+    expect(writes[wiped]).toEqual(['wipefs', '-a', '/dev/md0p1']);
+    const after = writes.slice(wiped + 1);
+    expect(after).toContainEqual(['mcopy', '-i', '/dev/md1', '-D', 's', '::/EFI/debian/shimx64.efi', '::/EFI/BOOT/BOOTX64.EFI']);
+    expect(after.every((c) => c.includes('/dev/md1'))).toBe(true);
+    expect(m.guarded.at(-1)).toEqual({ device: '/dev/md1', opts: { allowedVia: ['/dev/sda', '/dev/sdb'] } });
+    expect(m.efi).toEqual([]);
+  });
+
+  test('an image ESP with the fallback loader already: moved onto the ESP RAID, nothing added', async () => {
+    const m = fake({ imageEsp: true });
+    await expect(withoutNvram(m)).resolves.toBe(true);
+    expect(m.writes().at(-1)).toEqual(['wipefs', '-a', '/dev/md0p1']);
+  });
+
+  test('a whole-disk image without an ESP: false, an empty ESP RAID (as on the UEFI path)', async () => {
+    const m = fake({ imageEsp: false });
+    await expect(withoutNvram(m)).resolves.toBe(false);
+    expect(m.writes().at(-1)).toEqual(['mkfs.vfat', '-n', 'efi-part', '/dev/md1']);
   });
 });
 
