@@ -148,6 +148,8 @@ describe.skipIf(!haveQemu || !haveBuild || !haveTools)('grub for BIOS on a softw
     await command('image.install_bootloader', { root_uuid: uuids['root uuid'], target_boot_mode: 'bios' });
     // Again (a rebuild, a retried deploy step): the BIOS boot partitions are there; none is added.
     await command('image.install_bootloader', { root_uuid: uuids['root uuid'], target_boot_mode: 'bios' });
+    // The serial console runs behind the API: wait for the last line, then count.
+    await vm.waitForLine('/dev/vdb has a BIOS boot partition already', 60);
     expect(vm.count('has a BIOS boot partition already')).toBe(2);
     await command('standby.sync', {});
     await vm.stop();

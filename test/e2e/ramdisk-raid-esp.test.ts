@@ -180,6 +180,8 @@ describe.skipIf(!haveQemu || !haveBuild || !haveTools)('UEFI boot entries on a s
     await machine.command('image.install_bootloader', { root_uuid: '0x00000000', target_boot_mode: 'uefi' });
     // Again: the image's ESP is gone now; the loaders are found on the ESP RAID and registered again.
     await machine.command('image.install_bootloader', { root_uuid: '0x00000000', target_boot_mode: 'uefi' });
+    // The serial console runs behind the API: wait for the line, then count.
+    await machine.vm.waitForLine('was moved to the ESP RAID', 60);
     expect(machine.vm.count('was moved to the ESP RAID')).toBe(1);
     await machine.command('standby.sync', {});
     await machine.vm.stop();
@@ -323,7 +325,7 @@ describe.skipIf(!haveQemu || !haveBuild || !haveTools)('a UEFI target on a softw
     const url = `http://${GUEST_IMAGES.guestAddress}:${GUEST_IMAGES.guestPort}/wd.img`;
     await machine.command('standby.prepare_image', { image_info: { id: 'wd', urls: [url], disk_format: 'raw', os_hash_algo: 'sha256', os_hash_value: wd.sha256 } });
     await machine.command('image.install_bootloader', { root_uuid: '0x00000000', target_boot_mode: 'uefi' });
-    expect(machine.vm.count('on the ESP RAID')).toBeGreaterThan(0);
+    await machine.vm.waitForLine(/no UEFI boot entry was written to NVRAM; the machine will boot from .*BOOTX64\.EFI on the ESP RAID \/dev\/md\d+ \(on each of its member disks\)/, 60);
     await machine.command('standby.sync', {});
     await machine.vm.stop();
     for (const disk of machine.disks) {

@@ -1,11 +1,14 @@
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { request } from 'undici';
 import type { BuildResult } from '../../image-build/pipeline.ts';
+import { makeDiskImage, type TestImage } from '../helpers/disk-images.ts';
 import { prerequisite } from '../helpers/env.ts';
+import { ImageServer } from '../helpers/image-server.ts';
 import { freePort } from '../helpers/ports.ts';
 import { RamdiskVm, sparseDiskImages } from './harness/qemu.ts';
 import { buildTestRamdisk, canBuildRamdisk } from './harness/ramdisk-image.ts';
@@ -15,6 +18,48 @@ const haveBuild = prerequisite('image-build tools (apt, dpkg, kmod, zstd)', canB
 const haveMdadm = prerequisite('mdadm (apt-get install mdadm)', spawnSync('mdadm', ['--version']).status === 0);
 
 const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+const GUEST_IMAGES = { guestAddress: '10.0.2.101', guestPort: 8080 };
+
+let shared: { dir: string; image: Promise<BuildResult> } | undefined;
+/** One ramdisk build for the scenarios of this file. */
+function ramdisk(): Promise<BuildResult> {
+  if (!shared) {
+    const dir = mkdtempSync(join(tmpdir(), 'ina-ramdisk-raid-image-'));
+    shared = { dir, image: buildTestRamdisk(dir, { bootc: false }) };
+  }
+  return shared.image;
+}
+afterAll(async () => {
+  if (shared) await rm(shared.dir, { recursive: true, force: true });
+});
+
+/** `size` bytes of `path` from `offset`. */
+function readAt(path: string, offset: number, size: number): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(size);
+    readSync(fd, buf, 0, size, offset);
+    return buf;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Where each md member partition of a disk image keeps the array's data: its name and byte offset. */
+function membersOf(disk: string): { name: string; dataStart: number }[] {
+  const table = JSON.parse(execFileSync('sfdisk', ['--json', disk], { encoding: 'utf8' })) as { partitiontable: { partitions: { start: number; size: number }[] } };
+  return table.partitiontable.partitions.map((p) => {
+    const loop = execFileSync('losetup', ['--find', '--show', '--read-only', '--offset', String(p.start * 512), '--sizelimit', String(p.size * 512), disk], { encoding: 'utf8' }).trim();
+    try {
+      const out = execFileSync('mdadm', ['--examine', loop], { encoding: 'utf8' });
+      const name = /Name : \S+:(\S+)/.exec(out)?.[1] ?? /Name : (\S+)/.exec(out)![1]!;
+      return { name, dataStart: (p.start + Number(/Data Offset : (\d+) sectors/.exec(out)![1])) * 512 };
+    } finally {
+      spawnSync('losetup', ['-d', loop]);
+    }
+  });
+}
 
 /** IPA's example layout: a RAID-1 root, the rest of the disks as RAID-0. */
 const TARGET_RAID_CONFIG = {
@@ -39,7 +84,7 @@ describe.skipIf(!haveQemu || !haveBuild || !haveMdadm)('software RAID in the ram
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'ina-ramdisk-raid-'));
-    image = await buildTestRamdisk(join(dir, 'image'), { bootc: false });
+    image = await ramdisk();
     disks.push(...(await sparseDiskImages(dir, ['a', 'b'], 5 * GiB)));
     const port = await freePort();
     api = `http://127.0.0.1:${port}`;
@@ -125,4 +170,89 @@ describe.skipIf(!haveQemu || !haveBuild || !haveMdadm)('software RAID in the ram
       expect(levels).toEqual([{ level: 'raid1', name: 'root', devices: '2' }, { level: 'raid0', name: 'data', devices: '2' }]);
     }
   }, 600_000);
+});
+
+/**
+ * IPA's skip list (`properties.skip_block_devices` with volume names) against live arrays:
+ * delete_configuration keeps the named volume with its data and only wipes the array that
+ * shares its disks; create_configuration then creates neither again. An image is written to
+ * the root volume first, so the host can tell that it was kept.
+ */
+describe.skipIf(!haveQemu || !haveBuild || !haveMdadm)('software RAID skip list in the ramdisk: a kept volume survives delete and create', () => {
+  let dir: string;
+  let vm: RamdiskVm;
+  let api: string;
+  let images: ImageServer;
+  let rootImage: TestImage;
+  const disks: string[] = [];
+  const node = { uuid: 'raid-skip-node', target_raid_config: TARGET_RAID_CONFIG, properties: { skip_block_devices: [{ volume_name: 'root' }] }, instance_info: {}, driver_internal_info: {} };
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ina-ramdisk-raid-skip-'));
+    const image = await ramdisk();
+    rootImage = await makeDiskImage(dir, 'root.img', { size: 32 * MiB, dataEvery: 1 });
+    images = new ImageServer();
+    await images.start();
+    images.serve('/root.img', { path: rootImage.path });
+    disks.push(...(await sparseDiskImages(dir, ['a', 'b'], 5 * GiB)));
+    const port = await freePort();
+    api = `http://127.0.0.1:${port}`;
+    vm = RamdiskVm.start({
+      kernel: image.kernel.path,
+      initramfs: image.initramfs.path,
+      disks,
+      mac: '52:54:00:12:34:5c',
+      hostForwards: [{ hostPort: port, guestPort: 9999 }],
+      guestForwards: [{ ...GUEST_IMAGES, hostPort: Number(new URL(images.url).port) }],
+      append: '',
+    });
+    await vm.waitForLine('agent API listening', 240);
+  }, 900_000);
+
+  afterAll(async () => {
+    await vm?.stop();
+    await images?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  async function command(name: string, params: unknown): Promise<unknown> {
+    const res = await request(`${api}/v1/commands/?wait=true`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, params }), headersTimeout: 300_000, bodyTimeout: 300_000,
+    });
+    const body = (await res.body.json()) as { command_status: string; command_error: unknown; command_result: unknown };
+    if (body.command_status !== 'SUCCEEDED') throw new Error(`${name}: ${JSON.stringify(body.command_error)}\n--- VM console ---\n${vm.tail(40)}`);
+    return body.command_result;
+  }
+  const raidStep = (step: string) => command('clean.execute_clean_step', { step: { interface: 'raid', step, args: {} }, node, ports: [] });
+
+  test('root kept byte for byte, data wiped but not deleted (it shares the disks), nothing created again', async () => {
+    await raidStep('create_configuration');
+    // After create_configuration the agent deploys to the root volume (IPA's behaviour).
+    const url = `http://${GUEST_IMAGES.guestAddress}:${GUEST_IMAGES.guestPort}/root.img`;
+    await command('standby.prepare_image', { image_info: { id: 'root', urls: [url], disk_format: 'raw', os_hash_algo: 'sha256', os_hash_value: rootImage.sha256 } });
+    // The serial console runs behind the API: wait for the line, then count.
+    await vm.waitForLine('root device selected: the root volume of the target RAID configuration', 60);
+
+    await raidStep('delete_configuration');
+    await raidStep('create_configuration');
+    await vm.waitForLine('"decisions":{"/dev/md1":"wipe","/dev/md0":"keep"}', 60);
+    await vm.waitForLine('logical disks kept by skip_block_devices are not created again', 60);
+    expect(vm.count('"skipped":["root","data"]')).toBe(1);
+    await command('standby.sync', {});
+    await vm.stop();
+
+    for (const disk of disks) {
+      // Both arrays' superblocks are still there, and no others: nothing was deleted or made anew.
+      expect(membersOf(disk).map((m) => m.name)).toEqual(['root', 'data']);
+    }
+    // RAID-1: the root array's data as each member holds it is the root image, byte for byte
+    // between its tables (the agent moves the backup GPT to the array's end, which changes
+    // the primary header), and its GPT is still there.
+    const body = readFileSync(rootImage.path).subarray(MiB, rootImage.size - MiB);
+    for (const disk of disks) {
+      const root = membersOf(disk).find((m) => m.name === 'root')!;
+      expect(readAt(disk, root.dataStart + MiB, body.length).equals(body), `root image on ${disk}`).toBe(true);
+      expect(readAt(disk, root.dataStart + 512, 8).toString('latin1')).toBe('EFI PART');
+    }
+  }, 900_000);
 });
