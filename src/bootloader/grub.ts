@@ -41,9 +41,10 @@ export function chrootEnv(extra: Record<string, string> = {}): Record<string, st
 
 /**
  * IPA's _install_grub2 for a legacy BIOS target (and PReP on ppc64): mount the root partition,
- * bind /dev, /proc and /run and mount sysfs into it, run grub-install for the disk (the
- * PReP partition, or every holder disk of a software RAID root) and grub-mkconfig inside the image, then unmount everything, also on
- * failure, also what the image's tools mounted themselves. The image's code runs as root
+ * bind /dev, /proc and /run and mount sysfs into it, run grub-install for the disk (the PReP
+ * partition, or every holder disk of a software RAID root) and grub-mkconfig inside the
+ * image, then unmount everything, also on failure, also what the image's tools mounted
+ * themselves. The image's code runs as root
  * here: the caller allows this only with enable_bios_bootloader_install (CVE-2026-43003).
  *
  * Differences from IPA, each on purpose: the image's fstab is not mounted (`mount -a -t vfat`
