@@ -5,12 +5,12 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bundleAgent } from '../image-build/bundle.ts';
+import { AGENT_NODE_FLAGS, bundleAgent } from '../image-build/bundle.ts';
 
 const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 
 export interface StartupResult {
-  /** The agent as the ramdisk runs it: one bundled file, V8's compile cache warm (built with the ramdisk). */
+  /** The agent as the ramdisk runs it: one bundled file, its Node flags, V8's compile cache warm (built with the ramdisk). */
   agent_start_to_lookup_ms: number;
   /** The same bundle without a compile cache (Node compiles the whole file at start). */
   agent_cold_start_to_lookup_ms: number;
@@ -70,11 +70,14 @@ export async function benchStartup(runs = 7): Promise<StartupResult> {
   await bundleAgent(bundle);
   const compileCache = join(dir, 'compile-cache');
   // As image-build does: one run fills the cache that ships in the ramdisk.
-  await timeProcess([bundle, 'version'], undefined, { NODE_COMPILE_CACHE: compileCache });
+  // With the same flags: V8 rejects a code cache made under other flags.
+  await timeProcess([...AGENT_NODE_FLAGS, bundle, 'version'], undefined, { NODE_COMPILE_CACHE: compileCache });
   const timeAgent = async (entry: string, env: NodeJS.ProcessEnv = {}) => {
     const port = String(await freePort());
     const lookup = new Promise<number>((resolve) => (onLookup = resolve));
-    return timeProcess([entry, 'agent', '--cmdline-file', cmdline, '--listen-host', '127.0.0.1', '--listen-port', port], lookup, env);
+    // The bundle with the flags the ramdisk starts it with.
+    const flags = entry === bundle ? AGENT_NODE_FLAGS : [];
+    return timeProcess([...flags, entry, 'agent', '--cmdline-file', cmdline, '--listen-host', '127.0.0.1', '--listen-port', port], lookup, env);
   };
   const bundled: number[] = [];
   const cold: number[] = [];

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import type { Transform } from 'node:stream';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
-import type { Compression } from './formats.ts';
+import { SNIFF_BYTES, type Compression } from './formats.ts';
 import { NativeInflate, inflateInto, type InflateKind, type OutputMemory } from './inflate.ts';
 import { ZstdFrameSplitter, type FrameSegment } from './zstd-frames.ts';
 
@@ -62,13 +62,24 @@ function asDecoded(stream: AsyncIterable<Buffer>): DecodedStream {
 /**
  * A decoder writing into memory it is given: its own buffer until decodeInto() names the
  * sink's. Its chunks are views of that buffer, valid until the next read (source.ts).
+ * The caller reads only the sniffed head (SNIFF_BYTES) before it names the sink's memory,
+ * so the own buffer is that small at first, and CHUNK only for a decoded stream that never
+ * goes to the sink's memory (a compressed qcow2): a 1 MiB first chunk was a 1 MiB buffer
+ * plus peek's 1 MiB copy of it for every compressed image.
  */
 function nativeDecode(
   kind: InflateKind,
   make: (output: () => OutputMemory, position: { offset: number }) => AsyncIterable<Buffer>,
 ): DecodedStream {
   let own: Buffer | undefined;
-  const ownMemory: OutputMemory = { where: () => (own ??= Buffer.allocUnsafeSlow(CHUNK)), ready: () => true };
+  const ownMemory: OutputMemory = {
+    where: (offset) => {
+      const size = offset < SNIFF_BYTES ? SNIFF_BYTES : CHUNK;
+      if (!own || own.length < size) own = Buffer.allocUnsafeSlow(size);
+      return own;
+    },
+    ready: () => true,
+  };
   let sink: OutputMemory | undefined;
   const stream = wrapErrors(kind, make(() => sink ?? ownMemory, { offset: 0 }));
   return {

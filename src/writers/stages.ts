@@ -19,7 +19,9 @@ export async function peek(input: AsyncIterable<Buffer>, bytes: number): Promise
     chunks.push(Buffer.from(next.value));
     have += next.value.length;
   }
-  const head = Buffer.concat(chunks).subarray(0, bytes);
+  // Only the head's bytes: a view of the whole concatenation would keep all of it (a first
+  // decoded chunk is up to 1 MiB) for as long as the caller keeps the head, the whole write.
+  const head = Buffer.concat(chunks, Math.min(have, bytes));
   async function* stream(): AsyncIterable<Buffer> {
     let finished = done;
     try {

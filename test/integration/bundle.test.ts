@@ -41,13 +41,15 @@ Object.defineProperty(http, 'WebSocket', { configurable: true, enumerable: true,
     expect(esm.stderr).toContain('WebSocket getter read');
   });
 
-  test('serves the command API standalone', async () => {
+  test('serves the command API standalone, without deprecation warnings from reading every export of a built-in', async () => {
     const agent = await AgentProcess.start({ entry: bundle });
     try {
       await agent.waitForMessage('agent API listening');
       const res = await request(`http://127.0.0.1:${agent.port}/v1/status`);
       expect(res.statusCode).toBe(200);
       expect(await res.body.json()).toMatchObject({ version: expect.any(String) });
+      // crypto.fips and fs.F_OK are deprecated getters: reading them at start printed warnings.
+      expect(agent.stderr.join('')).not.toContain('DeprecationWarning');
     } finally {
       await agent.stop();
     }

@@ -102,6 +102,17 @@ describe.skipIf(!canRun)('standby.prepare_image onto a loop device (spec §7.1, 
     expect(await hashRange(disk.path, MiB, image.size - MiB)).toBe(await hashRange(image.path, MiB, image.size - MiB));
   });
 
+  // The decoder's output never goes to the sink's memory (qcow2 is staged through its own sink
+  // and converted later), so it decodes into its own buffer past the sniffed head as well.
+  test('a gzip-compressed qcow2 image: decoded, staged and converted', async () => {
+    const qcow2 = await pack(image, 'qcow2', join(dir, 'disk-gz.qcow2'));
+    const packed = await pack(qcow2, 'gzip', join(dir, 'disk.qcow2.gz'));
+    const url = serve(packed, 'qcow2.gz');
+    const s = await prepare({ id: 'img-qcow2-gz', urls: [url], os_hash_algo: 'sha256', os_hash_value: packed.sha256, disk_format: 'qcow2' });
+    expect(s.command_error).toBeNull();
+    expect(await hashRange(disk.path, MiB, image.size - MiB)).toBe(await hashRange(image.path, MiB, image.size - MiB));
+  });
+
   test('a wrong checksum fails with ImageChecksumError and leaves no partition table', async () => {
     const url = serve(image, 'bad');
     const s = await prepare({ id: 'img-bad', urls: [url], os_hash_algo: 'sha256', os_hash_value: 'f'.repeat(64) });
