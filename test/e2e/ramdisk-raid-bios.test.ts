@@ -1,19 +1,21 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readSync } from 'node:fs';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { request } from 'undici';
 import type { BuildResult } from '../../image-build/pipeline.ts';
 import { BIOS_BOOT_TYPE } from '../../src/bootloader/raid-bios-boot.ts';
 import { installBusybox, installGrubDoubles } from '../helpers/bootloader-disks.ts';
 import { digests, type TestImage } from '../helpers/disk-images.ts';
+import { readAt } from '../helpers/disk-layouts.ts';
+import { sfdiskTable } from '../helpers/disk-inspect.ts';
 import { prerequisite } from '../helpers/env.ts';
 import { ImageServer } from '../helpers/image-server.ts';
 import { freePort } from '../helpers/ports.ts';
+import { readOnlyLoop, rootArrayData } from './harness/md-members.ts';
 import { RamdiskVm, sparseDiskImages } from './harness/qemu.ts';
+import { ramdiskCommands, type RamdiskCommand } from './harness/ramdisk-commands.ts';
 import { buildTestRamdisk, canBuildRamdisk } from './harness/ramdisk-image.ts';
 
 const haveQemu = prerequisite('QEMU (apt-get install qemu-system-x86)', RamdiskVm.available());
@@ -39,9 +41,6 @@ const NODE = {
   driver_internal_info: {},
 };
 
-type SfdiskTable = { partitiontable: { partitions: { node: string; start: number; size: number; type: string; name?: string }[] } };
-const sfdisk = (path: string) => (JSON.parse(execFileSync('sfdisk', ['--json', path], { encoding: 'utf8' })) as SfdiskTable).partitiontable.partitions;
-
 /** A 64 MiB ext4 partition image: busybox and the grub doubles (so the chroot runs them), and a marker. */
 async function makeRootImage(dir: string, marker: Buffer): Promise<TestImage> {
   const tree = join(dir, 'tree');
@@ -52,27 +51,6 @@ async function makeRootImage(dir: string, marker: Buffer): Promise<TestImage> {
   const path = join(dir, 'root.img');
   execFileSync('mkfs.ext4', ['-q', '-F', '-d', tree, path, '64M']);
   return digests(path);
-}
-
-/**
- * A read-only loop device over the root array's data as the first member holds it: the
- * member partition (the first on the disk) from its md data offset. RAID-1 keeps the array's
- * bytes unchanged on each member, so the host reads the array without an md driver.
- */
-function arrayDataLoop(disk: string): { loop: string; release: () => void } {
-  const member = sfdisk(disk)[0]!;
-  const memberLoop = execFileSync('losetup', ['--find', '--show', '--read-only', '--offset', String(member.start * 512), '--sizelimit', String(member.size * 512), disk], { encoding: 'utf8' }).trim();
-  let dataOffset: number;
-  try {
-    const examined = execFileSync('mdadm', ['--examine', memberLoop], { encoding: 'utf8' });
-    expect(examined).toMatch(/Name : \S*root/);
-    dataOffset = Number(/Data Offset : (\d+) sectors/.exec(examined)![1]);
-  } finally {
-    spawnSync('losetup', ['-d', memberLoop]);
-  }
-  const start = (member.start + dataOffset) * 512;
-  const loop = execFileSync('losetup', ['--find', '--show', '--read-only', '--offset', String(start), '--sizelimit', String(member.size * 512 - dataOffset * 512), disk], { encoding: 'utf8' }).trim();
-  return { loop, release: () => void spawnSync('losetup', ['-d', loop]) };
 }
 
 /**
@@ -87,7 +65,7 @@ describe.skipIf(!haveQemu || !haveBuild || !haveTools)('grub for BIOS on a softw
   let dir: string;
   let image: BuildResult;
   let vm: RamdiskVm;
-  let api: string;
+  let command: RamdiskCommand;
   let images: ImageServer;
   let root: TestImage;
   const marker = randomBytes(4096);
@@ -102,7 +80,6 @@ describe.skipIf(!haveQemu || !haveBuild || !haveTools)('grub for BIOS on a softw
     images.serve('/root.img', { path: root.path });
     disks.push(...(await sparseDiskImages(dir, ['a', 'b'], 5 * GiB)));
     const port = await freePort();
-    api = `http://127.0.0.1:${port}`;
     vm = RamdiskVm.start({
       kernel: image.kernel.path,
       initramfs: image.initramfs.path,
@@ -113,6 +90,7 @@ describe.skipIf(!haveQemu || !haveBuild || !haveTools)('grub for BIOS on a softw
       // No ipa-api-url: IPA's standalone mode, the API without a token. grub runs only when allowed.
       append: 'ina-enable-bios-bootloader-install=1',
     });
+    command = ramdiskCommands(`http://127.0.0.1:${port}`, vm, 600_000);
     await vm.waitForLine('agent API listening', 300);
   }, 900_000);
 
@@ -121,19 +99,6 @@ describe.skipIf(!haveQemu || !haveBuild || !haveTools)('grub for BIOS on a softw
     await images?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
-
-  async function command(name: string, params: unknown): Promise<unknown> {
-    const res = await request(`${api}/v1/commands/?wait=true`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name, params }),
-      headersTimeout: 600_000,
-      bodyTimeout: 600_000,
-    });
-    const body = (await res.body.json()) as { command_status: string; command_error: unknown; command_result: unknown };
-    if (body.command_status !== 'SUCCEEDED') throw new Error(`${name}: ${JSON.stringify(body.command_error)}\n--- VM console ---\n${vm.tail(60)}`);
-    return body.command_result;
-  }
 
   test('create_configuration, a partition image on the array, install_bootloader twice: each disk has a BIOS boot partition and grub, the root holds the image', async () => {
     await command('clean.execute_clean_step', { step: { interface: 'raid', step: 'create_configuration', args: {} }, node: NODE, ports: [] });
@@ -155,28 +120,24 @@ describe.skipIf(!haveQemu || !haveBuild || !haveTools)('grub for BIOS on a softw
     await vm.stop();
 
     for (const [i, disk] of disks.entries()) {
-      const bios = sfdisk(disk).filter((p) => p.type === BIOS_BOOT_TYPE);
+      const bios = sfdiskTable(disk).partitions.filter((p) => p.type === BIOS_BOOT_TYPE);
       expect(bios.map((p) => p.name), `BIOS boot partitions on ${disk}`).toEqual([`bios-boot-part-${i}`]);
       expect(bios[0]!.size * 512).toBe(2 * MiB);
       // In the 8 MiB gap create_configuration left in front of the member partitions.
       expect(bios[0]!.start).toBe(2048);
       // The double writes its marker where grub-install puts boot.img: the MBR's boot code.
-      const head = Buffer.alloc(11);
-      const fd = openSync(disk, 'r');
-      readSync(fd, head, 0, 11, 0);
-      closeSync(fd);
-      expect(head.toString()).toBe('GRUB-DOUBLE');
+      expect(readAt(disk, 0, 11).toString()).toBe('GRUB-DOUBLE');
     }
 
     // The root array's own table (the partition image layout) and its root filesystem.
-    const array = arrayDataLoop(disks[0]!);
+    const array = rootArrayData(disks[0]!);
     try {
-      const partitions = sfdisk(array.loop);
+      const partitions = sfdiskTable(array.loop).partitions;
       const rootPart = partitions.find((p) => p.size * 512 === 256 * MiB);
       expect(rootPart, `a 256 MiB root partition in ${JSON.stringify(partitions)}`).toBeDefined();
-      const rootLoop = execFileSync('losetup', ['--find', '--show', '--read-only', '--offset', String(rootPart!.start * 512), '--sizelimit', String(rootPart!.size * 512), array.loop], { encoding: 'utf8' }).trim();
+      const rootFs = readOnlyLoop(array.loop, rootPart!.start * 512, rootPart!.size * 512);
       try {
-        const cat = (path: string) => execFileSync('debugfs', ['-R', `cat ${path}`, rootLoop], { stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 16 * MiB });
+        const cat = (path: string) => execFileSync('debugfs', ['-R', `cat ${path}`, rootFs.loop], { stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 16 * MiB });
         expect(cat('/etc/marker').equals(marker)).toBe(true);
         const log = cat('/var/log/grub-double.log').toString();
         const installs = [...log.matchAll(/^argv: grub-install (\S+)$/gm)].map((m) => m[1]);
@@ -184,7 +145,7 @@ describe.skipIf(!haveQemu || !haveBuild || !haveTools)('grub for BIOS on a softw
         expect([...log.matchAll(/^installed: (\S+)$/gm)].map((m) => m[1])).toEqual(installs);
         expect(log).toMatch(/^argv: grub-mkconfig -o \/boot\/grub\/grub.cfg$/m);
       } finally {
-        spawnSync('losetup', ['-d', rootLoop]);
+        rootFs.release();
       }
     } finally {
       array.release();

@@ -1,19 +1,20 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
 import { copyFile, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { request } from 'undici';
 import type { BuildResult } from '../../image-build/pipeline.ts';
 import { fillEsp } from '../helpers/bootloader-disks.ts';
 import { digests, makeFilesystemImage, type TestImage } from '../helpers/disk-images.ts';
+import { sfdiskTable } from '../helpers/disk-inspect.ts';
 import { prerequisite } from '../helpers/env.ts';
 import { ImageServer } from '../helpers/image-server.ts';
 import { freePort } from '../helpers/ports.ts';
+import { readOnlyLoop, rootArrayData } from './harness/md-members.ts';
 import { OVMF_VARS, RamdiskVm, sparseDiskImages } from './harness/qemu.ts';
-import { buildTestRamdisk, canBuildRamdisk } from './harness/ramdisk-image.ts';
+import { ramdiskCommands, type RamdiskCommand } from './harness/ramdisk-commands.ts';
+import { canBuildRamdisk, sharedTestRamdisk } from './harness/ramdisk-image.ts';
 
 const haveQemu = prerequisite('QEMU (apt-get install qemu-system-x86)', RamdiskVm.available());
 const haveBuild = prerequisite('image-build tools (apt, dpkg, kmod, zstd)', canBuildRamdisk());
@@ -48,32 +49,22 @@ async function makeEspImage(dir: string, files: Record<string, Buffer>): Promise
   return digests(path);
 }
 
-let shared: { dir: string; image: Promise<BuildResult> } | undefined;
-/** One ramdisk build for both scenarios of this file. */
-function ramdisk(): Promise<BuildResult> {
-  if (!shared) {
-    const dir = mkdtempSync(join(tmpdir(), 'ina-ramdisk-raid-esp-image-'));
-    shared = { dir, image: buildTestRamdisk(dir, { bootc: false }) };
-  }
-  return shared.image;
-}
-afterAll(async () => {
-  if (shared) await rm(shared.dir, { recursive: true, force: true });
-});
+/** One ramdisk build for the scenarios of this file. */
+const build = sharedTestRamdisk('ina-ramdisk-raid-esp-image-', { bootc: false });
+afterAll(() => build.remove());
 
 /** The ramdisk under OVMF (or SeaBIOS) with two 5 GiB disks, standalone (no ipa-api-url: IPA's API without a token). */
 class RaidRamdisk {
   readonly disks: string[] = [];
   vars = '';
   vm!: RamdiskVm;
-  private api = '';
+  command!: RamdiskCommand;
 
   async boot(dir: string, image: BuildResult, images: ImageServer, mac: string, firmware: 'uefi' | 'bios' = 'uefi'): Promise<void> {
     this.disks.push(...(await sparseDiskImages(dir, ['a', 'b'], 5 * GiB)));
     this.vars = join(dir, 'vars.fd');
     await copyFile(OVMF_VARS, this.vars);
     const port = await freePort();
-    this.api = `http://127.0.0.1:${port}`;
     this.vm = RamdiskVm.start({
       kernel: image.kernel.path,
       initramfs: image.initramfs.path,
@@ -84,20 +75,8 @@ class RaidRamdisk {
       guestForwards: [{ ...GUEST_IMAGES, hostPort: Number(new URL(images.url).port) }],
       append: '',
     });
+    this.command = ramdiskCommands(`http://127.0.0.1:${port}`, this.vm, 600_000);
     await this.vm.waitForLine('agent API listening', 300);
-  }
-
-  async command(name: string, params: unknown): Promise<unknown> {
-    const res = await request(`${this.api}/v1/commands/?wait=true`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name, params }),
-      headersTimeout: 600_000,
-      bodyTimeout: 600_000,
-    });
-    const body = (await res.body.json()) as { command_status: string; command_error: unknown; command_result: unknown };
-    if (body.command_status !== 'SUCCEEDED') throw new Error(`${name}: ${JSON.stringify(body.command_error)}\n--- VM console ---\n${this.vm.tail(60)}`);
-    return body.command_result;
   }
 
   /** The target boots UEFI whatever the ramdisk booted: the layout leaves the ESP gap. */
@@ -111,35 +90,10 @@ class RaidRamdisk {
 
   /** The ESP partition install_bootloader added to `disk`, its offset for mtools, and the volume ID of its FAT. */
   espOf(disk: string): { esp: { start: number; size: number; type: string }; at: string; volumeId: string } {
-    const table = JSON.parse(execFileSync('sfdisk', ['--json', disk], { encoding: 'utf8' })) as {
-      partitiontable: { partitions: { node: string; start: number; size: number; type: string; name?: string }[] };
-    };
-    const esp = table.partitiontable.partitions.find((p) => p.name?.startsWith('uefi-holder-'));
+    const esp = sfdiskTable(disk).partitions.find((p) => p.name?.startsWith('uefi-holder-'));
     expect(esp, `an ESP partition on ${disk}`).toBeDefined();
     const probe = execFileSync('blkid', ['-p', '-o', 'export', '-O', String(esp!.start * 512), disk], { encoding: 'utf8' });
     return { esp: esp!, at: `${disk}@@${esp!.start * 512}`, volumeId: /^UUID=(.*)$/m.exec(probe)?.[1] ?? '' };
-  }
-
-  /**
-   * A read-only loop device over the root array's data as the first disk's member holds it
-   * (from its md data offset): RAID-1 keeps the array's bytes as they are on each member.
-   */
-  rootArrayData(): { loop: string; start: number; release: () => void } {
-    const disk = this.disks[0]!;
-    const root = JSON.parse(execFileSync('sfdisk', ['--json', disk], { encoding: 'utf8' })) as { partitiontable: { partitions: { start: number; size: number }[] } };
-    const member = root.partitiontable.partitions[0]!;
-    const loop = execFileSync('losetup', ['--find', '--show', '--read-only', '--offset', String(member.start * 512), '--sizelimit', String(member.size * 512), disk], { encoding: 'utf8' }).trim();
-    let dataOffset: number;
-    try {
-      const examined = execFileSync('mdadm', ['--examine', loop], { encoding: 'utf8' });
-      expect(examined).toMatch(/Name : \S*root/);
-      dataOffset = Number(/Data Offset : (\d+) sectors/.exec(examined)![1]);
-    } finally {
-      spawnSync('losetup', ['-d', loop]);
-    }
-    const start = (member.start + dataOffset) * 512;
-    const data = execFileSync('losetup', ['--find', '--show', '--read-only', '--offset', String(start), '--sizelimit', String((member.size - dataOffset) * 512), disk], { encoding: 'utf8' }).trim();
-    return { loop: data, start, release: () => void spawnSync('losetup', ['-d', data]) };
   }
 }
 
@@ -159,7 +113,7 @@ describe.skipIf(!haveQemu || !haveBuild || !haveTools)('UEFI boot entries on a s
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'ina-ramdisk-raid-esp-'));
-    image = await ramdisk();
+    image = await build.get();
     wd = await makeEspImage(dir, { 'EFI/BOOT/BOOTX64.EFI': loader });
     images = new ImageServer();
     await images.start();
@@ -204,7 +158,7 @@ describe.skipIf(!haveQemu || !haveBuild || !haveTools)('UEFI boot entries on a s
     }
 
     // The image's own ESP inside the root array (md0p1, 1 MiB into md0's data) was wiped.
-    const array = machine.rootArrayData();
+    const array = rootArrayData(machine.disks[0]!);
     try {
       // wipefs removes the signatures blkid knows (mtools would still read the rest of the FAT).
       const probe = spawnSync('blkid', ['-p', '-o', 'export', '-O', String(MiB), array.loop], { encoding: 'utf8' });
@@ -231,7 +185,7 @@ describe.skipIf(!haveQemu || !haveBuild || !haveTools)('a partition image on a s
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'ina-ramdisk-raid-esp-part-'));
-    image = await ramdisk();
+    image = await build.get();
     root = await makeFilesystemImage(dir, 'root.ext4', {
       sizeMb: 32, uuid: '5b1e7c2a-9d3f-4e8b-a6c1-2f0d4e9b7a13', files: { 'etc/fstab': 'LABEL=img-root / ext4 defaults 0 1\n', 'boot/efi/EFI/BOOT/BOOTX64.EFI': loader },
     });
@@ -274,16 +228,15 @@ describe.skipIf(!haveQemu || !haveBuild || !haveTools)('a partition image on a s
     // The ESP RAID kept the image ESP's volume ID (the one get_partition_uuids reported).
     expect([...volumeIds]).toEqual([uuids['efi system partition uuid']]);
 
-    const array = machine.rootArrayData();
+    const array = rootArrayData(machine.disks[0]!);
     try {
-      const parts = (JSON.parse(execFileSync('sfdisk', ['--json', array.loop], { encoding: 'utf8' })) as { partitiontable: { partitions: { start: number; size: number }[] } }).partitiontable.partitions;
-      const rootPart = parts.find((p) => p.size * 512 === 256 * MiB)!;
-      const rootLoop = execFileSync('losetup', ['--find', '--show', '--read-only', '--offset', String(rootPart.start * 512), '--sizelimit', String(rootPart.size * 512), array.loop], { encoding: 'utf8' }).trim();
+      const rootPart = sfdiskTable(array.loop).partitions.find((p) => p.size * 512 === 256 * MiB)!;
+      const rootFs = readOnlyLoop(array.loop, rootPart.start * 512, rootPart.size * 512);
       try {
-        const fstab = execFileSync('debugfs', ['-R', 'cat /etc/fstab', rootLoop], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+        const fstab = execFileSync('debugfs', ['-R', 'cat /etc/fstab', rootFs.loop], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
         expect(fstab).toBe(`LABEL=img-root / ext4 defaults 0 1\nUUID=${uuids['efi system partition uuid']}\t/boot/efi\tvfat\tumask=0077\t0\t1\n`);
       } finally {
-        spawnSync('losetup', ['-d', rootLoop]);
+        rootFs.release();
       }
     } finally {
       array.release();
@@ -306,7 +259,7 @@ describe.skipIf(!haveQemu || !haveBuild || !haveTools)('a UEFI target on a softw
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'ina-ramdisk-raid-esp-bios-'));
-    image = await ramdisk();
+    image = await build.get();
     wd = await makeEspImage(dir, { 'EFI/debian/grubx64.efi': grub });
     images = new ImageServer();
     await images.start();

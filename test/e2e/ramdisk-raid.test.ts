@@ -1,17 +1,20 @@
-import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, readSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { request } from 'undici';
 import type { BuildResult } from '../../image-build/pipeline.ts';
 import { makeDiskImage, type TestImage } from '../helpers/disk-images.ts';
+import { readAt } from '../helpers/disk-layouts.ts';
+import { sfdiskTable } from '../helpers/disk-inspect.ts';
 import { prerequisite } from '../helpers/env.ts';
 import { ImageServer } from '../helpers/image-server.ts';
 import { freePort } from '../helpers/ports.ts';
+import { mdMembers } from './harness/md-members.ts';
 import { RamdiskVm, sparseDiskImages } from './harness/qemu.ts';
-import { buildTestRamdisk, canBuildRamdisk } from './harness/ramdisk-image.ts';
+import { ramdiskCommands, type RamdiskCommand } from './harness/ramdisk-commands.ts';
+import { canBuildRamdisk, sharedTestRamdisk } from './harness/ramdisk-image.ts';
 
 const haveQemu = prerequisite('QEMU (apt-get install qemu-system-x86)', RamdiskVm.available());
 const haveBuild = prerequisite('image-build tools (apt, dpkg, kmod, zstd)', canBuildRamdisk());
@@ -21,45 +24,9 @@ const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
 const GUEST_IMAGES = { guestAddress: '10.0.2.101', guestPort: 8080 };
 
-let shared: { dir: string; image: Promise<BuildResult> } | undefined;
 /** One ramdisk build for the scenarios of this file. */
-function ramdisk(): Promise<BuildResult> {
-  if (!shared) {
-    const dir = mkdtempSync(join(tmpdir(), 'ina-ramdisk-raid-image-'));
-    shared = { dir, image: buildTestRamdisk(dir, { bootc: false }) };
-  }
-  return shared.image;
-}
-afterAll(async () => {
-  if (shared) await rm(shared.dir, { recursive: true, force: true });
-});
-
-/** `size` bytes of `path` from `offset`. */
-function readAt(path: string, offset: number, size: number): Buffer {
-  const fd = openSync(path, 'r');
-  try {
-    const buf = Buffer.alloc(size);
-    readSync(fd, buf, 0, size, offset);
-    return buf;
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Where each md member partition of a disk image keeps the array's data: its name and byte offset. */
-function membersOf(disk: string): { name: string; dataStart: number }[] {
-  const table = JSON.parse(execFileSync('sfdisk', ['--json', disk], { encoding: 'utf8' })) as { partitiontable: { partitions: { start: number; size: number }[] } };
-  return table.partitiontable.partitions.map((p) => {
-    const loop = execFileSync('losetup', ['--find', '--show', '--read-only', '--offset', String(p.start * 512), '--sizelimit', String(p.size * 512), disk], { encoding: 'utf8' }).trim();
-    try {
-      const out = execFileSync('mdadm', ['--examine', loop], { encoding: 'utf8' });
-      const name = /Name : \S+:(\S+)/.exec(out)?.[1] ?? /Name : (\S+)/.exec(out)![1]!;
-      return { name, dataStart: (p.start + Number(/Data Offset : (\d+) sectors/.exec(out)![1])) * 512 };
-    } finally {
-      spawnSync('losetup', ['-d', loop]);
-    }
-  });
-}
+const build = sharedTestRamdisk('ina-ramdisk-raid-image-', { bootc: false });
+afterAll(() => build.remove());
 
 /** IPA's example layout: a RAID-1 root, the rest of the disks as RAID-0. */
 const TARGET_RAID_CONFIG = {
@@ -79,15 +46,14 @@ describe.skipIf(!haveQemu || !haveBuild || !haveMdadm)('software RAID in the ram
   let dir: string;
   let image: BuildResult;
   let vm: RamdiskVm;
-  let api: string;
+  let command: RamdiskCommand;
   const disks: string[] = [];
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'ina-ramdisk-raid-'));
-    image = await ramdisk();
+    image = await build.get();
     disks.push(...(await sparseDiskImages(dir, ['a', 'b'], 5 * GiB)));
     const port = await freePort();
-    api = `http://127.0.0.1:${port}`;
     vm = RamdiskVm.start({
       kernel: image.kernel.path,
       initramfs: image.initramfs.path,
@@ -97,6 +63,7 @@ describe.skipIf(!haveQemu || !haveBuild || !haveMdadm)('software RAID in the ram
       // No ipa-api-url: IPA's standalone mode, the API without a token.
       append: '',
     });
+    command = ramdiskCommands(`http://127.0.0.1:${port}`, vm, 300_000);
     await vm.waitForLine('agent API listening', 240);
   }, 900_000);
 
@@ -106,33 +73,17 @@ describe.skipIf(!haveQemu || !haveBuild || !haveMdadm)('software RAID in the ram
   });
 
   async function cleanStep(step: string) {
-    const res = await request(`${api}/v1/commands/?wait=true`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        name: 'clean.execute_clean_step',
-        params: {
-          step: { interface: 'raid', step, args: {} },
-          node: { uuid: 'raid-node', target_raid_config: TARGET_RAID_CONFIG, properties: {}, instance_info: {}, driver_internal_info: {} },
-          ports: [],
-        },
-      }),
-      headersTimeout: 300_000,
-      bodyTimeout: 300_000,
-    });
-    const body = (await res.body.json()) as { command_status: string; command_error: unknown; command_result: { clean_result?: unknown } | null };
-    if (body.command_status !== 'SUCCEEDED') throw new Error(`${step}: ${JSON.stringify(body.command_error)}\n--- VM console ---\n${vm.tail(40)}`);
-    return body.command_result?.clean_result;
+    const result = (await command('clean.execute_clean_step', {
+      step: { interface: 'raid', step, args: {} },
+      node: { uuid: 'raid-node', target_raid_config: TARGET_RAID_CONFIG, properties: {}, instance_info: {}, driver_internal_info: {} },
+      ports: [],
+    })) as { clean_result?: unknown } | null;
+    return result?.clean_result;
   }
 
   async function disksInInventory(): Promise<{ name: string; size: number }[]> {
-    const res = await request(`${api}/v1/commands/?wait=true`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'poll.get_hardware_info', params: {} }),
-    });
-    const body = (await res.body.json()) as { command_result: { inventory?: { disks: { name: string; size: number }[] } } & { disks?: { name: string; size: number }[] } };
-    return body.command_result.inventory?.disks ?? body.command_result.disks ?? [];
+    const result = (await command('poll.get_hardware_info', {})) as { inventory?: { disks: { name: string; size: number }[] } } & { disks?: { name: string; size: number }[] };
+    return result.inventory?.disks ?? result.disks ?? [];
   }
 
   test('create_configuration builds both arrays; delete_configuration removes them and their tables; create works again', async () => {
@@ -148,26 +99,14 @@ describe.skipIf(!haveQemu || !haveBuild || !haveMdadm)('software RAID in the ram
     // create refuses disks with partitions: a second create proves the tables went with the arrays.
     expect(await cleanStep('create_configuration')).toEqual(TARGET_RAID_CONFIG);
 
-    await request(`${api}/v1/commands/?wait=true`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'standby.sync', params: {} }),
-    });
+    await command('standby.sync', {});
     await vm.stop();
 
     // The host reads the md superblocks from the images (mdadm reads files without the driver).
     for (const disk of disks) {
-      const table = JSON.parse(spawnSync('sfdisk', ['--json', disk], { encoding: 'utf8' }).stdout) as { partitiontable: { partitions: { start: number; size: number }[] } };
-      const parts = table.partitiontable.partitions;
-      expect(parts).toHaveLength(2);
-      const levels = parts.map((p) => {
-        const loop = spawnSync('losetup', ['--find', '--show', '--read-only', '--offset', String(p.start * 512), '--sizelimit', String(p.size * 512), disk], { encoding: 'utf8' }).stdout.trim();
-        try {
-          const out = spawnSync('mdadm', ['--examine', loop], { encoding: 'utf8' }).stdout;
-          return { level: /Raid Level : (\S+)/.exec(out)?.[1], name: /Name : \S+:(\S+)/.exec(out)?.[1] ?? /Name : (\S+)/.exec(out)?.[1], devices: /Raid Devices : (\d+)/.exec(out)?.[1] };
-        } finally {
-          spawnSync('losetup', ['-d', loop]);
-        }
-      });
-      expect(levels).toEqual([{ level: 'raid1', name: 'root', devices: '2' }, { level: 'raid0', name: 'data', devices: '2' }]);
+      expect(sfdiskTable(disk).partitions).toHaveLength(2);
+      const levels = mdMembers(disk).map((m) => ({ level: m.level, name: m.name, devices: m.raidDevices }));
+      expect(levels).toEqual([{ level: 'raid1', name: 'root', devices: 2 }, { level: 'raid0', name: 'data', devices: 2 }]);
     }
   }, 600_000);
 });
@@ -181,7 +120,7 @@ describe.skipIf(!haveQemu || !haveBuild || !haveMdadm)('software RAID in the ram
 describe.skipIf(!haveQemu || !haveBuild || !haveMdadm)('software RAID skip list in the ramdisk: a kept volume survives delete and create', () => {
   let dir: string;
   let vm: RamdiskVm;
-  let api: string;
+  let command: RamdiskCommand;
   let images: ImageServer;
   let rootImage: TestImage;
   const disks: string[] = [];
@@ -189,14 +128,13 @@ describe.skipIf(!haveQemu || !haveBuild || !haveMdadm)('software RAID skip list 
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'ina-ramdisk-raid-skip-'));
-    const image = await ramdisk();
+    const image = await build.get();
     rootImage = await makeDiskImage(dir, 'root.img', { size: 32 * MiB, dataEvery: 1 });
     images = new ImageServer();
     await images.start();
     images.serve('/root.img', { path: rootImage.path });
     disks.push(...(await sparseDiskImages(dir, ['a', 'b'], 5 * GiB)));
     const port = await freePort();
-    api = `http://127.0.0.1:${port}`;
     vm = RamdiskVm.start({
       kernel: image.kernel.path,
       initramfs: image.initramfs.path,
@@ -206,6 +144,7 @@ describe.skipIf(!haveQemu || !haveBuild || !haveMdadm)('software RAID skip list 
       guestForwards: [{ ...GUEST_IMAGES, hostPort: Number(new URL(images.url).port) }],
       append: '',
     });
+    command = ramdiskCommands(`http://127.0.0.1:${port}`, vm, 300_000);
     await vm.waitForLine('agent API listening', 240);
   }, 900_000);
 
@@ -215,14 +154,6 @@ describe.skipIf(!haveQemu || !haveBuild || !haveMdadm)('software RAID skip list 
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  async function command(name: string, params: unknown): Promise<unknown> {
-    const res = await request(`${api}/v1/commands/?wait=true`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, params }), headersTimeout: 300_000, bodyTimeout: 300_000,
-    });
-    const body = (await res.body.json()) as { command_status: string; command_error: unknown; command_result: unknown };
-    if (body.command_status !== 'SUCCEEDED') throw new Error(`${name}: ${JSON.stringify(body.command_error)}\n--- VM console ---\n${vm.tail(40)}`);
-    return body.command_result;
-  }
   const raidStep = (step: string) => command('clean.execute_clean_step', { step: { interface: 'raid', step, args: {} }, node, ports: [] });
 
   test('root kept byte for byte, data wiped but not deleted (it shares the disks), nothing created again', async () => {
@@ -243,14 +174,14 @@ describe.skipIf(!haveQemu || !haveBuild || !haveMdadm)('software RAID skip list 
 
     for (const disk of disks) {
       // Both arrays' superblocks are still there, and no others: nothing was deleted or made anew.
-      expect(membersOf(disk).map((m) => m.name)).toEqual(['root', 'data']);
+      expect(mdMembers(disk).map((m) => m.name)).toEqual(['root', 'data']);
     }
     // RAID-1: the root array's data as each member holds it is the root image, byte for byte
     // between its tables (the agent moves the backup GPT to the array's end, which changes
     // the primary header), and its GPT is still there.
     const body = readFileSync(rootImage.path).subarray(MiB, rootImage.size - MiB);
     for (const disk of disks) {
-      const root = membersOf(disk).find((m) => m.name === 'root')!;
+      const root = mdMembers(disk).find((m) => m.name === 'root')!;
       expect(readAt(disk, root.dataStart + MiB, body.length).equals(body), `root image on ${disk}`).toBe(true);
       expect(readAt(disk, root.dataStart + 512, 8).toString('latin1')).toBe('EFI PART');
     }

@@ -1,4 +1,7 @@
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseCompression } from '../../../image-build/compress.ts';
 import { buildRamdisk, type BuildOptions, type BuildResult } from '../../../image-build/pipeline.ts';
@@ -39,4 +42,24 @@ export async function buildTestRamdisk(output: string, variant: Variant = {}): P
       `initramfs ${mb(result.initramfs.bytes)} (${mb(result.cpioBytes)} uncompressed)\n`,
   );
   return result;
+}
+
+/**
+ * One ramdisk build for every scenario of a test file, made on first use in a directory of
+ * its own; the file's afterAll calls remove().
+ */
+export function sharedTestRamdisk(prefix: string, variant: Variant = {}): { get: () => Promise<BuildResult>; remove: () => Promise<void> } {
+  let built: { dir: string; image: Promise<BuildResult> } | undefined;
+  return {
+    get: () => {
+      if (!built) {
+        const dir = mkdtempSync(join(tmpdir(), prefix));
+        built = { dir, image: buildTestRamdisk(dir, variant) };
+      }
+      return built.image;
+    },
+    remove: async () => {
+      if (built) await rm(built.dir, { recursive: true, force: true });
+    },
+  };
 }
